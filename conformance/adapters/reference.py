@@ -1,0 +1,29 @@
+"""The reference implementation, as an adapter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reference
+from reference.local import Local, LocalStack
+
+from ..adapter import Adapter
+from ..profiles import CURRENT_PROFILE
+
+
+class ReferenceAdapter(Adapter):
+    name = "reference"
+    capabilities = frozenset({"local", "stack"})
+    profile = CURRENT_PROFILE
+
+    def versions(self) -> dict[str, str]:
+        return {"reference": "bundled with ctxspec"}
+
+    def new_local(self) -> Any:
+        return Local()
+
+    def release_local(self, local: Any) -> None:
+        reference.release_local(local)
+
+    def new_stack(self) -> Any:
+        return LocalStack()

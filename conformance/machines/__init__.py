@@ -1,0 +1,1 @@
+"""Hypothesis state machines, one per capability, built by factories that take the adapter."""

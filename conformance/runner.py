@@ -1,0 +1,248 @@
+"""Run clauses against an adapter and turn what happens into verdicts.
+
+Each clause gets its own Hypothesis run of its capability's machine, built for that
+clause as target. The run's seed is derived from the run seed and the clause ID, so a
+clause's verdict does not depend on which other clauses ran.
+
+Verdicts (spec/README.md): passed, failed, errored (the adapter crashed or hung, or the
+run could not be carried out), skipped (capability not declared, or the clause does not
+hold for the adapter's version profile), known-failure, unexpected-pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import hypothesis
+from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis.errors import Flaky, HypothesisException
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
+from .clauses import Clause
+from .machines.local import LocalMachine
+from .machines.stack import StackMachine
+from .scheduler import ActorHung
+from .violation import ClauseViolation
+
+VERDICTS = ("passed", "failed", "errored", "skipped", "known-failure", "unexpected-pass")
+BAD_VERDICTS = frozenset({"failed", "errored", "unexpected-pass"})
+
+MACHINES: dict[str, type[RuleBasedStateMachine]] = {
+    "local": LocalMachine,
+    "stack": StackMachine,
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How hard to look: Hypothesis examples per clause and steps per example."""
+
+    name: str
+    examples: int
+    steps: int
+
+
+BUDGETS: Mapping[str, Budget] = {
+    "dev": Budget("dev", examples=20, steps=15),
+    "ci": Budget("ci", examples=60, steps=25),
+    "thorough": Budget("thorough", examples=600, steps=50),
+}
+
+
+@dataclass
+class Failure:
+    clause: str  # the clause the observation broke
+    message: str
+    program: str = ""  # the shrunk program, as Hypothesis prints it
+    reproduce: Optional[str] = None  # Hypothesis's @reproduce_failure blob, same version only
+
+
+@dataclass
+class ClauseResult:
+    clause: Clause
+    verdict: str
+    seconds: float = 0.0
+    reason: Optional[str] = None
+    failure: Optional[Failure] = None
+
+
+@dataclass
+class RunOptions:
+    budget: Budget
+    seed: int
+    timeout: float
+    known_failures: Mapping[str, str] = field(default_factory=dict)
+
+
+class ClauseHung(BaseException):
+    """A clause's run exceeded its time limit."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Raise ClauseHung in this thread if the block runs longer than ``seconds``.
+
+    Uses SIGALRM, which also interrupts a blocked lock or queue; where there is no
+    SIGALRM (or off the main thread) only the actors' own bounded waits apply."""
+    usable = hasattr(signal, "setitimer")
+    if usable:
+        try:
+            previous = signal.signal(signal.SIGALRM, _alarm)
+        except ValueError:  # not the main thread
+            usable = False
+    if not usable:
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise ClauseHung()
+
+
+def clause_seed(seed: int, clause_id: str) -> int:
+    return (seed ^ zlib.crc32(clause_id.encode())) & 0xFFFFFFFF
+
+
+def skip_reason(adapter: Any, clause: Clause) -> Optional[str]:
+    if clause.capability not in adapter.capabilities:
+        return f"the adapter does not declare capability {clause.capability!r}"
+    if adapter.profile not in clause.holds_for:
+        return f"holds for profiles {clause.profiles}, not {adapter.profile}"
+    return None
+
+
+def check_clause(
+    adapter: Any,
+    clause: Clause,
+    options: RunOptions,
+    reproduce: Optional[tuple[str, bytes]] = None,
+) -> ClauseResult:
+    """Run one clause's machine and return its raw verdict (before known failures)."""
+    machine = MACHINES[clause.capability]
+    hang_timeout = min(10.0, options.timeout)
+
+    def factory() -> RuleBasedStateMachine:
+        return machine(adapter, clause.id, hang_timeout)  # type: ignore[call-arg]
+
+    factory._hypothesis_internal_use_seed = clause_seed(options.seed, clause.id)  # type: ignore[attr-defined]
+    if reproduce is not None:
+        factory._hypothesis_internal_use_reproduce_failure = reproduce  # type: ignore[attr-defined]
+    run_settings = settings(
+        max_examples=options.budget.examples,
+        stateful_step_count=options.budget.steps,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=True,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.normal,
+    )
+    lines: list[str] = []
+    started = time.perf_counter()
+
+    def result(verdict: str, reason: Optional[str] = None, failure: Optional[Failure] = None) -> ClauseResult:
+        return ClauseResult(clause, verdict, time.perf_counter() - started, reason, failure)
+
+    try:
+        with with_reporter(lines.append), watchdog(options.timeout):
+            run_state_machine_as_test(factory, settings=run_settings)
+    except ClauseViolation as violation:
+        program, blob = _program(lines, violation)
+        return result("failed", failure=Failure(violation.clause, violation.detail, program, blob))
+    except ClauseHung:
+        return result("errored", f"the run did not finish within {options.timeout:g} s (hang?)")
+    except ActorHung as hung:
+        return result("errored", f"an operation hung: {hung}")
+    except Flaky as flaky:
+        return result("errored", f"a failure did not reproduce (nondeterministic adapter?): {flaky}")
+    except HypothesisException as error:
+        return result("errored", f"Hypothesis: {type(error).__name__}: {error}")
+    except Exception as error:  # the adapter crashed outside any checked operation
+        program, blob = _program(lines, error)
+        return result(
+            "errored",
+            f"{type(error).__name__}: {error}",
+            Failure(clause.id, f"{type(error).__name__}: {error}", program, blob),
+        )
+    return result("passed")
+
+
+def _program(lines: list[str], error: BaseException) -> tuple[str, Optional[str]]:
+    """The shrunk program from Hypothesis's report, and its reproduce blob if printed."""
+    text = [str(line) for line in lines]
+    notes = getattr(error, "__notes__", [])
+    text.extend(str(note) for note in notes)
+    blob = None
+    program = []
+    for chunk in text:
+        for line in chunk.splitlines():
+            if "@reproduce_failure(" in line:
+                start = line.index("@reproduce_failure(")
+                blob = line[start:].split(" as a decorator")[0].strip()
+            elif line.startswith("state"):  # the program's own lines; the rest is commentary
+                program.append(line)
+    return "\n".join(program), blob
+
+
+def parse_blob(blob: str) -> tuple[str, bytes]:
+    """Turn ``@reproduce_failure('6.1', b'...')`` into its arguments."""
+    import ast
+
+    inner = blob[len("@reproduce_failure(") : -1]
+    version, data = ast.literal_eval(f"({inner})")
+    return str(version), bytes(data)
+
+
+def apply_known_failures(result: ClauseResult, known: Mapping[str, str]) -> ClauseResult:
+    """Turn a declared failure into known-failure, and a declared one that passed into
+    unexpected-pass. A failure of another clause than the declared one stays a failure."""
+    reason = known.get(result.clause.id)
+    if reason is None or result.verdict == "skipped":
+        return result
+    if result.verdict == "failed":
+        result.verdict = "known-failure"
+        result.reason = reason
+    elif result.verdict == "passed":
+        result.verdict = "unexpected-pass"
+        result.reason = f"declared as a known failure ({reason}), but it passed"
+    return result
+
+
+def run_clauses(
+    adapter: Any,
+    clauses: list[Clause],
+    options: RunOptions,
+    on_start: Callable[[int, Clause], None] = lambda i, c: None,
+    on_result: Callable[[int, ClauseResult], None] = lambda i, r: None,
+) -> list[ClauseResult]:
+    """Run every clause in order. KeyboardInterrupt propagates after the partial results
+    have been handed to ``on_result``; the caller keeps them."""
+    results = []
+    for index, clause in enumerate(clauses):
+        reason = skip_reason(adapter, clause)
+        if reason is not None:
+            result = ClauseResult(clause, "skipped", reason=reason)
+        else:
+            on_start(index, clause)
+            result = apply_known_failures(check_clause(adapter, clause, options), options.known_failures)
+        results.append(result)
+        on_result(index, result)
+    return results
+
+
+def hypothesis_version() -> str:
+    return hypothesis.__version__

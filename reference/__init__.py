@@ -1,0 +1,8 @@
+"""ctxspec's reference implementation: small, readable, and conforming to spec/.
+
+It imports neither Flask nor Werkzeug, nor anything from ``conformance``.
+"""
+
+from .local import Local, LocalStack, release_local
+
+__all__ = ["Local", "LocalStack", "release_local"]
