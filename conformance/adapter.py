@@ -23,6 +23,7 @@ import importlib
 import json
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,8 @@ class Adapter:
     capabilities: frozenset[str] = frozenset()
     #: The version profile whose clauses apply (see spec/README.md).
     profile: str = CURRENT_PROFILE
-    #: Clause ID -> reason, for clauses this adapter is known to fail.
-    known_failures: Mapping[str, str] = {}
+    #: Clause ID -> reason (or KnownFailure), for clauses this adapter is known to fail.
+    known_failures: Mapping[str, Any] = {}
 
     def versions(self) -> dict[str, str]:
         """Versions of the libraries under test, for the report."""
@@ -85,24 +86,54 @@ class AdapterError(Exception):
     """An adapter could not be found, loaded or used; a one-line message for the user."""
 
 
-def load_known_failures(path: Path) -> dict[str, str]:
-    """Read a known-failures manifest: a JSON object of clause ID -> reason."""
+@dataclass(frozen=True)
+class KnownFailure:
+    """A clause an adapter is declared to fail.
+
+    Strict (the default): if the clause passes, the verdict is unexpected-pass. Not strict:
+    for a failure that shows only sometimes (a thread ident the OS happens to reuse)."""
+
+    reason: str
+    strict: bool = True
+
+
+def normalize_known_failures(entries: Mapping[str, Any], source: str) -> dict[str, KnownFailure]:
+    """Accept ``{clause: reason}`` or ``{clause: {"reason": ..., "strict": bool}}``."""
+    if not isinstance(entries, Mapping):
+        raise AdapterError(f"known failures from {source} must be a JSON object of clause ID -> reason")
+    normalized = {}
+    for clause, value in entries.items():
+        if isinstance(value, KnownFailure):
+            normalized[clause] = value
+        elif isinstance(value, str):
+            normalized[clause] = KnownFailure(value)
+        elif (
+            isinstance(value, Mapping)
+            and isinstance(value.get("reason"), str)
+            and isinstance(value.get("strict", True), bool)
+            and set(value) <= {"reason", "strict"}
+        ):
+            normalized[clause] = KnownFailure(value["reason"], value.get("strict", True))
+        else:
+            raise AdapterError(
+                f"known failures from {source}: entry {clause!r} must be a reason string or "
+                '{"reason": "...", "strict": true|false}'
+            )
+    return normalized
+
+
+def load_known_failures(path: Path) -> dict[str, KnownFailure]:
+    """Read a known-failures manifest (see spec/adapters.md)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise AdapterError(f"cannot read known-failures file {path}: {error.strerror}") from None
     except json.JSONDecodeError as error:
         raise AdapterError(f"known-failures file {path} is not JSON: {error}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise AdapterError(
-            f"known-failures file {path} must be a JSON object of clause ID -> reason"
-        )
-    return data
+    return normalize_known_failures(data, str(path))
 
 
-def shipped_known_failures(module_file: str, name: str) -> dict[str, str]:
+def shipped_known_failures(module_file: str, name: str) -> dict[str, KnownFailure]:
     """The manifest shipped beside a built-in adapter's module, if any."""
     path = Path(module_file).with_name(f"{name}.known-failures.json")
     return load_known_failures(path) if path.exists() else {}

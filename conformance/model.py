@@ -89,38 +89,48 @@ class LocalModel:
         return {id(t) for values in self.storage.values() for t in values.values()}
 
     def last_change_by_other(self, actor: str, name: str) -> Optional[Event]:
-        """The latest set/delete of ``name`` or release by an actor other than ``actor``."""
+        """The latest set/delete of ``name`` or release by another actor, made since
+        ``actor`` last changed ``name`` itself (what could explain a surprise now)."""
         for event in reversed(self.log):
-            if event.actor != actor and (event.name == name or event.action == "release"):
-                return event
+            touches = event.name == name or event.action == "release"
+            if not touches:
+                continue
+            if event.actor == actor:
+                return None
+            return event
         return None
-
-    def writes_since(self, actor: str, name: str) -> list[Event]:
-        """This actor's own changes to ``name`` (newest last)."""
-        return [e for e in self.log if e.actor == actor and e.name in (name, None)]
 
 
 @dataclass
 class StackModel:
-    """Each actor's stack of Tokens."""
+    """Each actor's stack of Tokens.
 
-    stacks: dict[str, tuple[Token, ...]] = field(default_factory=lambda: {"main": ()})
+    ``shared_pop`` models Werkzeug 2.0/2.1 (spec: stack.isolation.task-shared-pop): a
+    task inherits its creator's stack *list*; a push copies it, but a pop that leaves
+    items behind removes the top from the list in place, so every task still sharing that
+    list loses it too. Stacks are lists here so that sharing is modelled by identity."""
+
+    shared_pop: bool = False
+    stacks: dict[str, list[Token]] = field(default_factory=lambda: {"main": []})
     kinds: dict[str, str] = field(default_factory=lambda: {"main": "main"})
 
     def spawn(self, actor: str, kind: str, parent: str) -> None:
         self.kinds[actor] = kind
-        self.stacks[actor] = self.stacks[parent] if INHERITS[kind] else ()
+        inherited = self.stacks[parent] if INHERITS[kind] else []
+        self.stacks[actor] = inherited if self.shared_pop else list(inherited)
 
     def finish(self, actor: str) -> None:
         del self.stacks[actor]
 
     def push(self, actor: str, token: Token) -> None:
-        self.stacks[actor] = (*self.stacks[actor], token)
+        self.stacks[actor] = [*self.stacks[actor], token]
 
     def pop(self, actor: str) -> Optional[Token]:
         stack = self.stacks[actor]
         if not stack:
             return None
+        if self.shared_pop and len(stack) > 1:
+            return stack.pop()  # in place: whoever shares this list loses the item too
         self.stacks[actor] = stack[:-1]
         return stack[-1]
 

@@ -12,6 +12,7 @@ hold for the adapter's version profile), known-failure, unexpected-pass.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import time
 import zlib
@@ -20,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import hypothesis
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.errors import Flaky, HypothesisException
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
+from .adapter import KnownFailure
 from .clauses import Clause
+from .machines.base import machine_class
 from .machines.local import LocalMachine
 from .machines.stack import StackMachine
 from .scheduler import ActorHung
@@ -50,9 +53,9 @@ class Budget:
 
 
 BUDGETS: Mapping[str, Budget] = {
-    "dev": Budget("dev", examples=20, steps=15),
-    "ci": Budget("ci", examples=60, steps=25),
-    "thorough": Budget("thorough", examples=600, steps=50),
+    "dev": Budget("dev", examples=15, steps=15),
+    "ci": Budget("ci", examples=30, steps=20),
+    "thorough": Budget("thorough", examples=500, steps=40),
 }
 
 
@@ -78,7 +81,7 @@ class RunOptions:
     budget: Budget
     seed: int
     timeout: float
-    known_failures: Mapping[str, str] = field(default_factory=dict)
+    known_failures: Mapping[str, KnownFailure] = field(default_factory=dict)
 
 
 class ClauseHung(BaseException):
@@ -124,14 +127,26 @@ def skip_reason(adapter: Any, clause: Clause) -> Optional[str]:
     return None
 
 
+#: Clauses about several actors get this many times the budget's examples: their bugs need
+#: the right actors to meet, which takes more tries than a single actor's.
+ACTOR_CLAUSE_EXAMPLES = 2
+
+
 def check_clause(
     adapter: Any,
     clause: Clause,
     options: RunOptions,
     reproduce: Optional[tuple[str, bytes]] = None,
+    shrink: bool = True,
 ) -> ClauseResult:
-    """Run one clause's machine and return its raw verdict (before known failures)."""
-    machine = MACHINES[clause.capability]
+    """Run one clause's machine and return its raw verdict (before known failures).
+
+    ``shrink=False`` reports the first failing example as found (for declared failures in a
+    quick budget: nobody needs their minimal form every run)."""
+    base = MACHINES[clause.capability]
+    machine = machine_class(base, clause.id)
+    with_actors = bool(getattr(base, "ACTOR_KINDS", {}).get(clause.id))
+    examples = options.budget.examples * (ACTOR_CLAUSE_EXAMPLES if with_actors else 1)
     hang_timeout = min(10.0, options.timeout)
 
     def factory() -> RuleBasedStateMachine:
@@ -140,8 +155,10 @@ def check_clause(
     factory._hypothesis_internal_use_seed = clause_seed(options.seed, clause.id)  # type: ignore[attr-defined]
     if reproduce is not None:
         factory._hypothesis_internal_use_reproduce_failure = reproduce  # type: ignore[attr-defined]
+    phases = list(Phase) if shrink else [p for p in Phase if p is not Phase.shrink]
     run_settings = settings(
-        max_examples=options.budget.examples,
+        phases=phases,
+        max_examples=examples,
         stateful_step_count=options.budget.steps,
         deadline=None,
         database=None,
@@ -193,9 +210,14 @@ def _program(lines: list[str], error: BaseException) -> tuple[str, Optional[str]
             if "@reproduce_failure(" in line:
                 start = line.index("@reproduce_failure(")
                 blob = line[start:].split(" as a decorator")[0].strip()
-            elif line.startswith("state"):  # the program's own lines; the rest is commentary
+            elif PROGRAM_LINE.match(line):  # the program's own lines; the rest is commentary
                 program.append(line)
     return "\n".join(program), blob
+
+
+#: A line of a printed state-machine program: ``state = M()``, ``state.rule(...)`` or
+#: ``actors_0 = state.rule(...)``.
+PROGRAM_LINE = re.compile(r"^\(?[\w, ]*\)?,?\s*=?\s*state( = |\.)")
 
 
 def parse_blob(blob: str) -> tuple[str, bytes]:
@@ -207,18 +229,20 @@ def parse_blob(blob: str) -> tuple[str, bytes]:
     return str(version), bytes(data)
 
 
-def apply_known_failures(result: ClauseResult, known: Mapping[str, str]) -> ClauseResult:
-    """Turn a declared failure into known-failure, and a declared one that passed into
-    unexpected-pass. A failure of another clause than the declared one stays a failure."""
-    reason = known.get(result.clause.id)
-    if reason is None or result.verdict == "skipped":
+def apply_known_failures(result: ClauseResult, known: Mapping[str, KnownFailure]) -> ClauseResult:
+    """Turn a declared failure into known-failure, and a strictly declared one that passed
+    into unexpected-pass. An errored clause stays errored: a crash is never expected."""
+    declared = known.get(result.clause.id)
+    if declared is None:
         return result
     if result.verdict == "failed":
         result.verdict = "known-failure"
-        result.reason = reason
-    elif result.verdict == "passed":
+        result.reason = declared.reason
+    elif result.verdict == "passed" and declared.strict:
         result.verdict = "unexpected-pass"
-        result.reason = f"declared as a known failure ({reason}), but it passed"
+        result.reason = f"declared as a known failure ({declared.reason}), but it passed"
+    elif result.verdict == "passed":
+        result.reason = f"declared as a failure that may not show ({declared.reason}); it did not"
     return result
 
 
@@ -238,7 +262,10 @@ def run_clauses(
             result = ClauseResult(clause, "skipped", reason=reason)
         else:
             on_start(index, clause)
-            result = apply_known_failures(check_clause(adapter, clause, options), options.known_failures)
+            # A declared failure is not shrunk in a quick budget; thorough shrinks everything.
+            shrink = clause.id not in options.known_failures or options.budget.name == "thorough"
+            result = check_clause(adapter, clause, options, shrink=shrink)
+            result = apply_known_failures(result, options.known_failures)
         results.append(result)
         on_result(index, result)
     return results

@@ -10,10 +10,18 @@ what was observed and goes on. That keeps every failure attributed to the right 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Union
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis import assume
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    precondition,
+    rule,
+)
 
 from ..scheduler import Actor, Scheduler
 from ..violation import ClauseViolation
@@ -29,11 +37,22 @@ SPAWNED_FROM: Mapping[str, tuple[str, ...]] = {
     "task": ("main", "greenlet", "task"),
 }
 
+#: The driver's own actor, as it appears in programs.
+MAIN = "main"
+
+#: Actors are a Bundle, so a shrunk program names them (``actors_0``) and deleting a step
+#: never changes which actor a later step means.
+actors = Bundle("actors")
+
+#: Any live actor: main, or one spawned and not yet finished.
+any_actor = st.just(MAIN) | actors
+
+#: Kept for machines with a single actor: index into the live actors, 0 the newest.
 actor_index = st.integers(min_value=0, max_value=MAX_ACTORS)
 
 
 class ConformanceMachine(RuleBasedStateMachine):
-    """Base machine: actors, spawning and finishing, and the check/diagnose protocol."""
+    """Base machine: the adapter, the target clause, the actors, and the check protocol."""
 
     #: Clause ID -> kinds of actor its runs spawn (absent: only the main actor).
     ACTOR_KINDS: Mapping[str, tuple[str, ...]] = {}
@@ -42,17 +61,18 @@ class ConformanceMachine(RuleBasedStateMachine):
         super().__init__()
         self.adapter = adapter
         self.target = target
-        self.kinds: Sequence[str] = self.ACTOR_KINDS.get(target, ())
         self.scheduler = Scheduler(hang_timeout=hang_timeout)
 
     # -- actors ---------------------------------------------------------------------------
     @property
-    def actors(self) -> list[Actor]:
+    def live(self) -> list[Actor]:
         return self.scheduler.actors
 
+    def resolve(self, actor: Union[str, Actor]) -> Actor:
+        return self.scheduler.main if actor == MAIN else actor  # type: ignore[return-value]
+
     def pick(self, index: int) -> Actor:
-        """Index 0 is the newest actor: where interleaving bugs live, and what shrinks."""
-        return self.actors[-1 - index % len(self.actors)]
+        return self.live[-1 - index % len(self.live)]
 
     def on_spawn(self, actor: Actor, parent: Actor) -> None:
         """Tell the model about a new actor."""
@@ -60,26 +80,15 @@ class ConformanceMachine(RuleBasedStateMachine):
     def on_finish(self, actor: Actor) -> None:
         """Tell the model an actor ended, and check what ending it must free."""
 
-    @initialize(kinds=st.lists(st.integers(0, 2), min_size=1, max_size=2))
-    def start(self, kinds: list[int]) -> None:
-        """Begin with actors already there: swarm testing may disable ``spawn`` itself."""
-        if self.kinds:
-            for kind in kinds:
-                self.spawn(kind, parent=0)
-
-    @precondition(lambda self: bool(self.kinds) and len(self.actors) <= MAX_ACTORS)
-    @rule(kind=st.integers(0, 2), parent=actor_index)
-    def spawn(self, kind: int, parent: int) -> None:
-        chosen = self.kinds[kind % len(self.kinds)]
-        creators = [a for a in self.actors if a.kind in SPAWNED_FROM[chosen]]
-        creator = creators[parent % len(creators)]
-        actor = self.scheduler.spawn(chosen, parent=creator)
+    def spawn_actor(self, kind: str, parent: Union[str, Actor]) -> Actor:
+        creator = self.resolve(parent)
+        # A greenlet cannot be created on another thread, nor a task off the loop's thread.
+        assume(creator.kind in SPAWNED_FROM[kind])
+        actor = self.scheduler.spawn(kind, parent=creator)
         self.on_spawn(actor, creator)
+        return actor
 
-    @precondition(lambda self: len(self.actors) > 1)
-    @rule(index=actor_index)
-    def finish(self, index: int) -> None:
-        actor = self.actors[-1 - index % (len(self.actors) - 1)]
+    def finish_actor(self, actor: Actor) -> None:
         self.scheduler.finish(actor)
         self.on_finish(actor)
 
@@ -90,8 +99,34 @@ class ConformanceMachine(RuleBasedStateMachine):
     def violated(self, clause: str, message: str) -> bool:
         """Report a violation of ``clause``: fatal for the target, otherwise noted.
 
-        Returns False so that callers can write ``if bad: self.violated(...)`` and then let
-        the model adopt the observation."""
+        Returns False so that callers can go on and let the model adopt the observation."""
         if clause == self.target:
             raise ClauseViolation(clause, message)
         return False
+
+
+def machine_class(base: type[ConformanceMachine], target: str) -> type[ConformanceMachine]:
+    """The machine for one target clause: ``base`` plus the rules that create and end the
+    kinds of actor the clause is about (none, if it needs only main)."""
+    kinds = base.ACTOR_KINDS.get(target, ())
+    if not kinds:
+        return base
+    kind = st.sampled_from(kinds)
+
+    class Targeted(base):  # type: ignore[valid-type,misc]
+        @initialize(target=actors, kind=kind)
+        def start(self, kind: str) -> Actor:
+            """Begin with an actor already there: swarm testing may disable ``spawn``."""
+            return self.spawn_actor(kind, MAIN)
+
+        @precondition(lambda self: len(self.live) <= MAX_ACTORS)
+        @rule(target=actors, kind=kind, parent=any_actor)
+        def spawn(self, kind: str, parent: Union[str, Actor]) -> Actor:
+            return self.spawn_actor(kind, parent)
+
+        @rule(actor=consumes(actors))
+        def finish(self, actor: Actor) -> None:
+            self.finish_actor(actor)
+
+    Targeted.__name__ = Targeted.__qualname__ = base.__name__
+    return Targeted

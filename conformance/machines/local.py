@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gc
 import weakref
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
@@ -18,7 +19,7 @@ from hypothesis.stateful import precondition, rule
 from ..model import LocalModel, Token, isolation_kind
 from ..outcome import Outcome, Raised, Returned
 from ..scheduler import Actor
-from .base import ConformanceMachine, actor_index
+from .base import ConformanceMachine, any_actor
 
 #: Names the machine stores: ordinary identifiers that an implementation could shadow with
 #: its own attributes or methods (spec: local.attr.roundtrip covers any name that does not
@@ -68,12 +69,22 @@ class LocalMachine(ConformanceMachine):
                 "holds it: the Local keeps it",
             )
 
+    def teardown(self) -> None:
+        """For a lifetime clause, every example ends by ending its actors and checking what
+        they stored is freed: the check must not depend on a ``finish`` step being drawn."""
+        try:
+            if self.target.startswith("local.lifetime."):
+                for actor in list(self.live[1:]):
+                    self.finish_actor(actor)
+        finally:
+            super().teardown()
+
     # -- rules ----------------------------------------------------------------------------
     # One rule for every operation, the operation an argument: Hypothesis's swarm testing
     # disables whole rules per example, and these bugs need several operations together.
-    @rule(op=st.sampled_from(("set", "get", "delete", "release")), index=actor_index, name=names)
-    def act(self, op: str, index: int, name: str) -> None:
-        actor = self.pick(index)
+    @rule(op=st.sampled_from(("set", "get", "delete", "release")), actor=any_actor, name=names)
+    def act(self, op: str, actor: Union[str, Actor], name: str) -> None:
+        actor = self.resolve(actor)
         if op == "release":
             self.release(actor)
         else:
@@ -89,8 +100,9 @@ class LocalMachine(ConformanceMachine):
                 f"{actor}: setting {name!r} {outcome.describe()}",
             )
         self.model.set(actor.name, name, token)
+        self.others_still_see_their_own(actor, [name], f"set {name!r}")
 
-    def get(self, actor: Actor, name: str) -> None:
+    def get(self, actor: Actor, name: str, cause: str = "") -> None:
         outcome = actor.run(lambda: getattr(self.local, name))
         expected = self.model.get(actor.name, name)
         if isinstance(outcome, Returned) and expected is not None and outcome.value is expected:
@@ -109,8 +121,20 @@ class LocalMachine(ConformanceMachine):
                     f"{outcome.error!s}",
                 )
             return
-        self.violated(*self.diagnose_read(actor, name, expected, outcome))
+        clause, message = self.diagnose_read(actor, name, expected, outcome)
+        self.violated(clause, message + cause)
         self.adopt(actor, name, outcome)
+
+    def others_still_see_their_own(self, writer: Actor, names: Sequence[str], what: str) -> None:
+        """After ``writer`` changed something, every other actor still reads its own values:
+        the postcondition of isolation and of release, checked at the step that breaks it.
+        Only for those targets: adopting a leaked value would hide a lifetime failure."""
+        if not self.target.startswith(("local.isolation.", "local.release")):
+            return
+        for other in self.live:
+            if other is not writer:
+                for name in names:
+                    self.get(other, name, cause=f" (checked right after {writer} {what})")
 
     def delete(self, actor: Actor, name: str) -> None:
         outcome = actor.run(lambda: delattr(self.local, name))
@@ -132,17 +156,22 @@ class LocalMachine(ConformanceMachine):
             self.violated("local.attr.delete", f"{actor}: deleting unset {name!r} "
                           f"{outcome.describe()}, expected AttributeError")
         self.model.delete(actor.name, name)
+        self.others_still_see_their_own(actor, [name], f"deleted {name!r}")
 
     def release(self, actor: Actor) -> None:
         outcome = actor.run(lambda: self.adapter.release_local(self.local))
         if isinstance(outcome, Raised):
             self.violated("local.release", f"{actor}: releasing {outcome.describe()}")
         self.model.release(actor.name)
+        self.others_still_see_their_own(actor, NAMES, "released")
+        if self.target == "local.release":  # and the releaser itself sees nothing
+            for name in NAMES:
+                self.get(actor, name, cause=f" (checked right after {actor} released)")
 
     @precondition(lambda self: self.target == "local.iter")
-    @rule(index=actor_index)
-    def iterate(self, index: int) -> None:
-        actor = self.pick(index)
+    @rule(actor=any_actor)
+    def iterate(self, actor: Union[str, Actor]) -> None:
+        actor = self.resolve(actor)
         outcome = actor.run(lambda: list(iter(self.local)))
         expected = self.model.storage[actor.name]
         if isinstance(outcome, Raised):
@@ -177,18 +206,23 @@ class LocalMachine(ConformanceMachine):
             if value.writer != actor.name:
                 # Another actor's value. Inherited ones were in the model, so this is a leak.
                 return self.isolation_clause(actor, value.writer), seen
-            return ("local.attr.delete" if expected is None else "local.attr.roundtrip"), seen
+            if expected is None:
+                own = [e for e in self.model.log if e.actor == actor.name and e.name in (name, None)]
+                if own and own[-1].action == "release":
+                    return "local.release", seen
+                return "local.attr.delete", seen
+            return "local.attr.roundtrip", seen
         if expected is not None:
-            if expected.writer != actor.name:
-                # An inherited value is missing: only a task inherits.
-                return self.isolation_clause(actor, expected.writer), seen
             other = self.model.last_change_by_other(actor.name, name)
+            if other is not None and other.action == "release":
+                return "local.release", seen + f" (after {other.actor} released)"
             if other is not None:
-                if other.action == "release":
-                    return "local.release", seen + f" (after {other.actor} released)"
                 return self.isolation_clause(actor, other.actor), seen + (
                     f" (after {other.actor} did {other.action})"
                 )
+            if expected.writer != actor.name:
+                # An inherited value is missing: only a task inherits.
+                return self.isolation_clause(actor, expected.writer), seen
             return "local.attr.roundtrip", seen
         return "local.attr.missing", seen
 
