@@ -34,9 +34,17 @@ class Clause:
         return SPEC_FILES[self.capability]
 
     @property
+    def heading(self) -> str:
+        """The clause's heading in its spec file, without the ``###``."""
+        return f"`{self.id}` \u2014 {self.title}"
+
+    @property
     def anchor(self) -> str:
-        """The Markdown anchor of the clause's heading."""
-        return self.spec_file + "#" + self.id.replace(".", "")
+        """A link to the clause's heading, slugged the way GitHub slugs Markdown headings:
+        lower case, punctuation dropped, each space a hyphen."""
+        text = self.heading.lower()
+        slug = "".join(ch for ch in text if ch.isalnum() or ch in " -_").replace(" ", "-")
+        return f"{self.spec_file}#{slug}"
 
     @property
     def profiles(self) -> str:
@@ -80,18 +88,95 @@ STACK = _clauses(
         "stack.isolation.task",
         "stack",
         "A new asyncio task starts with a snapshot of its creator's stack",
-        holds_for=since("2.3"),
+        holds_for=since("2.2"),
     ),
     Clause(
         "stack.isolation.task-shared-pop",
         "stack",
-        "A task's pop may remove the item from the stack of the task that created it",
+        "A task's pop removes the item from the stack of the task that created it",
         level="DESCRIBES",
-        holds_for=until("2.2"),
+        holds_for=until("2.0"),
     ),
 ]
 
-PROXY: list[Clause] = []
+PROXY: list[Clause] = [
+    *_clauses(
+        "proxy",
+        [
+            (
+                "proxy.lookup.every-access",
+                "Every operation looks up the object bound at that moment",
+            ),
+            ("proxy.forward.getattr", "Reading an attribute reads it from the object"),
+            ("proxy.forward.setattr", "Setting an attribute sets it on the object"),
+            ("proxy.forward.delattr", "Deleting an attribute deletes it from the object"),
+            ("proxy.forward.dir", "dir() lists the object's attributes"),
+            ("proxy.forward.class", "__class__ and isinstance() see the object's class"),
+            ("proxy.forward.doc", "__doc__ is the object's docstring"),
+            ("proxy.forward.wrapped", "__wrapped__ is the object's __wrapped__"),
+            ("proxy.forward.str", "str() is the object's str()"),
+            ("proxy.forward.repr", "repr() is the object's repr()"),
+            ("proxy.forward.format", "format() and f-strings format the object"),
+            ("proxy.forward.bool", "The truth value is the object's"),
+            ("proxy.forward.len", "len() and length_hint() are the object's"),
+            ("proxy.forward.iter", "iter(), reversed() and next() work on the object"),
+            ("proxy.forward.contains", "The in operator tests membership in the object"),
+            ("proxy.forward.items", "Subscripts get, set and delete the object's items"),
+            ("proxy.forward.compare", "Comparisons compare the object"),
+            ("proxy.forward.hash", "hash() is the object's hash"),
+            ("proxy.forward.arithmetic", "Binary operators apply to the object"),
+            ("proxy.forward.reflected", "Reflected operators apply to the object"),
+            (
+                "proxy.forward.inplace",
+                "In-place operators change the object in place or not at all, and keep the proxy",
+            ),
+            ("proxy.forward.unary", "Unary operators apply to the object"),
+            ("proxy.forward.convert", "Numeric and bytes conversions convert the object"),
+            ("proxy.forward.call", "Calling the proxy calls the object"),
+            ("proxy.forward.with", "with and async with use the object as context manager"),
+            ("proxy.forward.await", "await awaits the object"),
+            ("proxy.forward.async-iter", "async for iterates over the object"),
+            ("proxy.forward.copy", "copy.copy and copy.deepcopy copy the object"),
+            ("proxy.unbound.raises", "Unbound, every other operation raises RuntimeError"),
+            ("proxy.unbound.bool", "An unbound proxy is false"),
+            ("proxy.unbound.repr", "repr() of an unbound proxy says it is unbound"),
+            ("proxy.unbound.dir", "dir() of an unbound proxy is empty"),
+            ("proxy.unbound.class", "An unbound proxy's __class__ is the proxy's class"),
+            ("proxy.unbound.doc", "An unbound proxy's __doc__ is the proxy class's docstring"),
+            ("proxy.unbound.compare", "Unbound, == and != compare identity and ordering raises "
+             "TypeError"),
+            ("proxy.unbound.hash", "hash() of an unbound proxy raises TypeError"),
+            ("proxy.unbound.iter", "iter() of an unbound proxy raises TypeError"),
+            ("proxy.unbound.await", "await and async for on an unbound proxy raise AttributeError"),
+        ],
+    ),
+    Clause(
+        "proxy.unbound.message",
+        "proxy",
+        "The unbound RuntimeError says \"object is not bound\"",
+        holds_for=since("2.2"),
+    ),
+    Clause(
+        "proxy.unbound.message-names",
+        "proxy",
+        "The unbound RuntimeError names the attribute",
+        level="DESCRIBES",
+        holds_for=until("2.0"),
+    ),
+    Clause(
+        "proxy.unbound.wrapped",
+        "proxy",
+        "An unbound proxy's __wrapped__ is what it proxies",
+        holds_for=since("2.2"),
+    ),
+    Clause(
+        "proxy.unbound.wrapped-raises",
+        "proxy",
+        "An unbound proxy's __wrapped__ raises RuntimeError",
+        level="DESCRIBES",
+        holds_for=until("2.0"),
+    ),
+]
 
 CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY)
 BY_ID = {clause.id: clause for clause in CLAUSES}

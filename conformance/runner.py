@@ -30,6 +30,7 @@ from .adapter import KnownFailure
 from .clauses import Clause
 from .machines.base import machine_class
 from .machines.local import LocalMachine
+from .machines.proxy import ProxyMachine
 from .machines.stack import StackMachine
 from .scheduler import ActorHung
 from .violation import ClauseViolation
@@ -40,6 +41,7 @@ BAD_VERDICTS = frozenset({"failed", "errored", "unexpected-pass"})
 MACHINES: dict[str, type[RuleBasedStateMachine]] = {
     "local": LocalMachine,
     "stack": StackMachine,
+    "proxy": ProxyMachine,
 }
 
 

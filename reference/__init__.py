@@ -4,5 +4,6 @@ It imports neither Flask nor Werkzeug, nor anything from ``conformance``.
 """
 
 from .local import Local, LocalStack, release_local
+from .proxy import LocalProxy
 
-__all__ = ["Local", "LocalStack", "release_local"]
+__all__ = ["Local", "LocalProxy", "LocalStack", "release_local"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import reference
 from reference.local import Local, LocalStack
+from reference.proxy import LocalProxy
 
 from ..adapter import Adapter
 from ..profiles import CURRENT_PROFILE
@@ -13,7 +14,7 @@ from ..profiles import CURRENT_PROFILE
 
 class ReferenceAdapter(Adapter):
     name = "reference"
-    capabilities = frozenset({"local", "stack"})
+    capabilities = frozenset({"local", "stack", "proxy"})
     profile = CURRENT_PROFILE
 
     def versions(self) -> dict[str, str]:
@@ -27,3 +28,6 @@ class ReferenceAdapter(Adapter):
 
     def new_stack(self) -> Any:
         return LocalStack()
+
+    def new_proxy(self, local: Any, name: str) -> Any:
+        return LocalProxy(local, name)

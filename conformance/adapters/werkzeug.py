@@ -10,7 +10,7 @@ from ..profiles import profile_for_version
 
 class WerkzeugAdapter(Adapter):
     name = "werkzeug"
-    capabilities = frozenset({"local", "stack"})
+    capabilities = frozenset({"local", "stack", "proxy"})
 
     def __init__(self) -> None:
         from werkzeug import local  # ImportError here becomes "needs a library that is missing"
@@ -30,3 +30,6 @@ class WerkzeugAdapter(Adapter):
 
     def new_stack(self) -> Any:
         return self._local.LocalStack()
+
+    def new_proxy(self, local: Any, name: str) -> Any:
+        return self._local.LocalProxy(local, name)
