@@ -100,7 +100,9 @@ class KnownFailure:
 def normalize_known_failures(entries: Mapping[str, Any], source: str) -> dict[str, KnownFailure]:
     """Accept ``{clause: reason}`` or ``{clause: {"reason": ..., "strict": bool}}``."""
     if not isinstance(entries, Mapping):
-        raise AdapterError(f"known failures from {source} must be a JSON object of clause ID -> reason")
+        raise AdapterError(
+            f"known failures from {source} must be a JSON object of clause ID -> reason"
+        )
     normalized = {}
     for clause, value in entries.items():
         if isinstance(value, KnownFailure):
@@ -140,11 +142,11 @@ def shipped_known_failures(module_file: str, name: str) -> dict[str, KnownFailur
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    eps = metadata.entry_points()
+    eps: Any = metadata.entry_points()  # its type differs between Python versions
     if hasattr(eps, "select"):
         selected = eps.select(group=ENTRY_POINT_GROUP)
     else:  # Python 3.9: a dict of group -> entry points
-        selected = eps.get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
+        selected = eps.get(ENTRY_POINT_GROUP, [])
     return {ep.name: ep for ep in selected}
 
 
@@ -180,7 +182,9 @@ def _instantiate(obj: Any, spec: str) -> Any:
         try:
             return obj()
         except ImportError as error:
-            raise AdapterError(f"adapter {spec!r} needs a library that is missing: {error}") from None
+            raise AdapterError(
+                f"adapter {spec!r} needs a library that is missing: {error}"
+            ) from None
         except Exception as error:
             raise AdapterError(
                 f"adapter {spec!r} failed to start: {type(error).__name__}: {error}"
@@ -200,9 +204,15 @@ def validate(adapter: Any, spec: str) -> None:
         )
     for capability in capabilities:
         for method in REQUIRED_METHODS.get(capability, ()):
-            if not callable(getattr(adapter, method, None)):
+            found = getattr(adapter, method, None)
+            if not callable(found):
                 raise AdapterError(
                     f"adapter {spec!r} declares {capability!r} but has no {method}()"
+                )
+            if getattr(found, "__func__", None) is vars(Adapter)[method]:
+                raise AdapterError(
+                    f"adapter {spec!r} declares {capability!r} but does not override "
+                    f"Adapter.{method}()"
                 )
     profile = getattr(adapter, "profile", CURRENT_PROFILE)
     if profile not in PROFILES:
@@ -226,9 +236,7 @@ def load_adapter(spec: str) -> Any:
         eps = _entry_points()
         if spec not in eps:
             names = ", ".join(available_adapters())
-            raise AdapterError(
-                f"unknown adapter {spec!r}; use one of {names}, or module:attr"
-            )
+            raise AdapterError(f"unknown adapter {spec!r}; use one of {names}, or module:attr")
         try:
             obj = eps[spec].load()
         except Exception as error:

@@ -58,32 +58,60 @@ def _clauses(capability: str, rows: Iterable[tuple[str, str]], **common: object)
 LOCAL = _clauses(
     "local",
     [
-        ("local.attr.roundtrip", "A value set is read back, the same object, until set again or deleted"),
+        (
+            "local.attr.roundtrip",
+            "A value set is read back, the same object, until set again or deleted",
+        ),
         ("local.attr.missing", "Reading a name that is not set raises AttributeError naming it"),
-        ("local.attr.delete", "Deleting unsets a name; deleting a name that is not set raises AttributeError"),
-        ("local.isolation.thread", "Threads never see each other's values; a new thread starts empty"),
-        ("local.isolation.greenlet", "Greenlets never see each other's values, without monkey-patching"),
-        ("local.isolation.task", "A new asyncio task starts with a snapshot of its creator's values"),
+        (
+            "local.attr.delete",
+            "Deleting unsets a name; deleting a name that is not set raises AttributeError",
+        ),
+        (
+            "local.isolation.thread",
+            "Threads never see each other's values; a new thread starts empty",
+        ),
+        (
+            "local.isolation.greenlet",
+            "Greenlets never see each other's values, without monkey-patching",
+        ),
+        (
+            "local.isolation.task",
+            "A new asyncio task starts with a snapshot of its creator's values",
+        ),
         ("local.release", "Releasing forgets the current context's values, and only those"),
         ("local.lifetime.thread", "A value stored only by a thread that ended is not kept alive"),
-        ("local.lifetime.greenlet", "A value stored only by a greenlet that ended is not kept alive"),
-        ("local.lifetime.task", "A value stored only by an asyncio task that ended is not kept alive"),
+        (
+            "local.lifetime.greenlet",
+            "A value stored only by a greenlet that ended is not kept alive",
+        ),
+        (
+            "local.lifetime.task",
+            "A value stored only by an asyncio task that ended is not kept alive",
+        ),
         ("local.iter", "Iterating a Local yields the current context's (name, value) pairs"),
     ],
 )
 
-STACK = _clauses(
-    "stack",
-    [
-        ("stack.push.top", "After push(x), top is x"),
-        ("stack.pop.lifo", "pop removes and returns the top item"),
-        ("stack.pop.empty", "On an empty stack, pop and top return None and change nothing"),
-        ("stack.pop.last", "Popping the last item leaves the stack empty"),
-        ("stack.pop.release", "A popped item is not kept alive by the stack"),
-        ("stack.isolation.thread", "Each thread has its own stack; a new thread's stack is empty"),
-        ("stack.isolation.greenlet", "Each greenlet has its own stack; a new greenlet's stack is empty"),
-    ],
-) + [
+STACK: list[Clause] = [
+    *_clauses(
+        "stack",
+        [
+            ("stack.push.top", "After push(x), top is x"),
+            ("stack.pop.lifo", "pop removes and returns the top item"),
+            ("stack.pop.empty", "On an empty stack, pop and top return None and change nothing"),
+            ("stack.pop.last", "Popping the last item leaves the stack empty"),
+            ("stack.pop.release", "A popped item is not kept alive by the stack"),
+            (
+                "stack.isolation.thread",
+                "Each thread has its own stack; a new thread's stack is empty",
+            ),
+            (
+                "stack.isolation.greenlet",
+                "Each greenlet has its own stack; a new greenlet's stack is empty",
+            ),
+        ],
+    ),
     Clause(
         "stack.isolation.task",
         "stack",
@@ -143,8 +171,10 @@ PROXY: list[Clause] = [
             ("proxy.unbound.dir", "dir() of an unbound proxy is empty"),
             ("proxy.unbound.class", "An unbound proxy's __class__ is the proxy's class"),
             ("proxy.unbound.doc", "An unbound proxy's __doc__ is the proxy class's docstring"),
-            ("proxy.unbound.compare", "Unbound, == and != compare identity and ordering raises "
-             "TypeError"),
+            (
+                "proxy.unbound.compare",
+                "Unbound, == and != compare identity and ordering raises TypeError",
+            ),
             ("proxy.unbound.hash", "hash() of an unbound proxy raises TypeError"),
             ("proxy.unbound.iter", "iter() of an unbound proxy raises TypeError"),
             ("proxy.unbound.await", "await and async for on an unbound proxy raise AttributeError"),
@@ -153,7 +183,7 @@ PROXY: list[Clause] = [
     Clause(
         "proxy.unbound.message",
         "proxy",
-        "The unbound RuntimeError says \"object is not bound\"",
+        'The unbound RuntimeError says "object is not bound"',
         holds_for=since("2.2"),
     ),
     Clause(

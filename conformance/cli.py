@@ -73,27 +73,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="test budget: how many examples and steps per clause (default: ci)",
     )
     run.add_argument(
-        "--report", default=DEFAULT_REPORT, metavar="FILE",
+        "--report",
+        default=DEFAULT_REPORT,
+        metavar="FILE",
         help=f"where to write the JSON report (default: {DEFAULT_REPORT})",
     )
     run.add_argument(
-        "--only", action="append", default=[], metavar="GLOB",
+        "--only",
+        action="append",
+        default=[],
+        metavar="GLOB",
         help="run only clauses whose ID matches GLOB (repeatable), e.g. 'local.*'",
     )
     run.add_argument(
-        "--known-failures", metavar="FILE|none",
+        "--known-failures",
+        metavar="FILE|none",
         help="known-failures manifest replacing the adapter's own; 'none' shows raw verdicts",
     )
     run.add_argument(
-        "--timeout", type=positive_float, default=120.0, metavar="SECONDS",
+        "--timeout",
+        type=positive_float,
+        default=120.0,
+        metavar="SECONDS",
         help="longest one clause may run before it is declared hung (default: 120)",
     )
     run.add_argument(
-        "--seed", default="0", metavar="N|random",
+        "--seed",
+        default="0",
+        metavar="N|random",
         help="seed for Hypothesis (default: 0, so runs repeat; 'random' for a fresh one)",
     )
     run.add_argument(
-        "--as-version", choices=PROFILES, metavar="X.Y",
+        "--as-version",
+        choices=PROFILES,
+        metavar="X.Y",
         help=f"check against this version profile instead of the adapter's ({', '.join(PROFILES)})",
     )
 
@@ -154,7 +167,9 @@ def parse_seed(text: str) -> int:
     return seed
 
 
-def resolve_known_failures(adapter: Any, option: Optional[str]) -> tuple[str, dict[str, KnownFailure]]:
+def resolve_known_failures(
+    adapter: Any, option: Optional[str]
+) -> tuple[str, dict[str, KnownFailure]]:
     if option == "none":
         return "none", {}
     if option is not None:
@@ -164,7 +179,9 @@ def resolve_known_failures(adapter: Any, option: Optional[str]) -> tuple[str, di
         source, known = str(path), load_known_failures(path)
     else:
         source = "shipped"
-        known = normalize_known_failures(getattr(adapter, "known_failures", {}), f"adapter {adapter.name}")
+        known = normalize_known_failures(
+            getattr(adapter, "known_failures", {}), f"adapter {adapter.name}"
+        )
     unknown = sorted(set(known) - set(BY_ID))
     if unknown:
         raise UsageError(f"known failures from {source} name unknown clauses: {', '.join(unknown)}")
@@ -183,7 +200,12 @@ def command_run(args: argparse.Namespace) -> int:
     if report_path.parent and not report_path.parent.is_dir():
         raise UsageError(f"--report: no such directory: {report_path.parent}")
     header = reports.RunHeader(
-        args.adapter, adapter, budget, seed, args.only, source,
+        args.adapter,
+        adapter,
+        budget,
+        seed,
+        args.only,
+        source,
         {k: {"reason": v.reason, "strict": v.strict} for k, v in known.items()},
     )
     options = RunOptions(budget, seed, args.timeout, known)
@@ -193,8 +215,13 @@ def command_run(args: argparse.Namespace) -> int:
     results: list[ClauseResult] = []
     started = time.perf_counter()
     interrupted = False
+
+    def finished(index: int, result: ClauseResult) -> None:
+        results.append(result)
+        table.done(index, result)
+
     try:
-        run_clauses(adapter, clauses, options, table.start, lambda i, r: (results.append(r), table.done(i, r)))
+        run_clauses(adapter, clauses, options, table.start, finished)
     except KeyboardInterrupt:
         interrupted = True
         table.interrupt()
@@ -210,10 +237,16 @@ def command_run(args: argparse.Namespace) -> int:
 def print_header(out: TextIO, adapter: Any, spec: str, budget: str, seed: int) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in adapter.versions().items()) or "no versions given"
     chosen = BUDGETS[budget]
-    print(f"ctxspec {__version__}: adapter {spec} ({versions}), profile {adapter.profile}, "
-          f"capabilities {', '.join(sorted(adapter.capabilities))}", file=out)
-    print(f"Python {python_version()}, Hypothesis {hypothesis_version()}, budget {budget} "
-          f"({chosen.examples} examples x {chosen.steps} steps per clause), seed {seed}", file=out)
+    print(
+        f"ctxspec {__version__}: adapter {spec} ({versions}), profile {adapter.profile}, "
+        f"capabilities {', '.join(sorted(adapter.capabilities))}",
+        file=out,
+    )
+    print(
+        f"Python {python_version()}, Hypothesis {hypothesis_version()}, budget {budget} "
+        f"({chosen.examples} examples x {chosen.steps} steps per clause), seed {seed}",
+        file=out,
+    )
     print(file=out)
 
 
@@ -237,7 +270,9 @@ class ProgressTable:
     def done(self, index: int, result: ClauseResult) -> None:
         note = result.reason if result.verdict in ("skipped", "known-failure", "errored") else ""
         seconds = f"{result.seconds:6.2f}s" if result.verdict != "skipped" else " " * 7
-        line = f"{self.prefix(index)} {result.clause.id:<{self.width}}  {result.verdict:<15} {seconds}"
+        line = (
+            f"{self.prefix(index)} {result.clause.id:<{self.width}}  {result.verdict:<15} {seconds}"
+        )
         if note:
             line += f"  {note}"
         if self.live:
@@ -269,8 +304,9 @@ def print_failures(out: TextIO, results: list[ClauseResult], report_path: Path) 
             print(f"  replay: ctxspec replay {report_path} {result.clause.id}", file=out)
 
 
-def print_summary(out: TextIO, results: list[ClauseResult], seconds: float, report_path: Path,
-                  total: int) -> None:
+def print_summary(
+    out: TextIO, results: list[ClauseResult], seconds: float, report_path: Path, total: int
+) -> None:
     counts = reports.summarize(results)
     print(file=out)
     if results and counts["skipped"] == len(results) == total:
@@ -303,9 +339,17 @@ def command_replay(args: argparse.Namespace) -> int:
         reproduce = parse_blob(blob)
         how = "the exact failing example"
     else:
-        how = f"seed {seed} (Hypothesis {hypothesis_version()} differs from the report's)" if blob else f"seed {seed}"
-    print(f"replaying {args.clause} ({entry['verdict']} in {path}) against {adapter_spec} with {how}")
-    result = check_clause(adapter, BY_ID[args.clause], RunOptions(budget, seed, args.timeout), reproduce)
+        how = (
+            f"seed {seed} (Hypothesis {hypothesis_version()} differs from the report's)"
+            if blob
+            else f"seed {seed}"
+        )
+    print(
+        f"replaying {args.clause} ({entry['verdict']} in {path}) against {adapter_spec} with {how}"
+    )
+    result = check_clause(
+        adapter, BY_ID[args.clause], RunOptions(budget, seed, args.timeout), reproduce
+    )
     print(f"{args.clause}: {result.verdict} ({result.seconds:.2f} s)")
     if result.reason:
         print(f"  {result.reason}")
@@ -331,7 +375,9 @@ def command_adapters() -> int:
 def command_clauses() -> int:
     width = max(len(c.id) for c in CLAUSES)
     for clause in CLAUSES:
-        print(f"{clause.id:<{width}}  {clause.capability:<6} {clause.level:<9} "
-              f"profiles {describe(clause.holds_for):<6} {clause.anchor}")
+        print(
+            f"{clause.id:<{width}}  {clause.capability:<6} {clause.level:<9} "
+            f"profiles {describe(clause.holds_for):<6} {clause.anchor}"
+        )
         print(f"{'':<{width}}  {clause.title}")
     return EXIT_OK

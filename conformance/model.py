@@ -84,9 +84,9 @@ class LocalModel:
     def get(self, actor: str, name: str) -> Optional[Token]:
         return self.storage[actor].get(name)
 
-    def live_tokens(self) -> set[int]:
+    def live_tokens(self) -> frozenset[int]:
         """ids of the tokens some live actor still holds."""
-        return {id(t) for values in self.storage.values() for t in values.values()}
+        return frozenset(id(t) for values in self.storage.values() for t in values.values())
 
     def last_change_by_other(self, actor: str, name: str) -> Optional[Event]:
         """The latest set/delete of ``name`` or release by another actor, made since

@@ -9,6 +9,7 @@ implementation follows the newest one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 #: Every profile, oldest first.
@@ -49,11 +50,9 @@ def profile_for_version(version: str) -> str:
 
     A release between two profiles (2.1.x) gets the older one's profile; anything newer
     than the newest profile gets the newest."""
-    parts: list[int] = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    wanted = tuple(parts)
+    # Leading digits only: "3.0rc1" is 3.0, "2.2.0.dev1" is 2.2.
+    match = re.match(r"(\d+)(?:\.(\d+))?", version.strip())
+    wanted = (int(match.group(1)), int(match.group(2) or 0)) if match else (0, 0)
     chosen = PROFILES[0]
     for profile in PROFILES:
         if _key(profile) <= wanted:

@@ -62,10 +62,17 @@ def build(header: RunHeader, results: list[ClauseResult], interrupted: bool) -> 
         },
         "python": {"version": python_version(), "implementation": platform.python_implementation()},
         "hypothesis": hypothesis_version(),
-        "budget": {"name": header.budget.name, "examples": header.budget.examples, "steps": header.budget.steps},
+        "budget": {
+            "name": header.budget.name,
+            "examples": header.budget.examples,
+            "steps": header.budget.steps,
+        },
         "seed": header.seed,
         "only": header.only,
-        "known_failures": {"source": header.known_failures_source, "entries": dict(header.known_failures)},
+        "known_failures": {
+            "source": header.known_failures_source,
+            "entries": dict(header.known_failures),
+        },
         "results": [entry(result) for result in results],
         "summary": summarize(results),
     }

@@ -28,7 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from .adapter import KnownFailure
 from .clauses import Clause
-from .machines.base import machine_class
+from .machines.base import ConformanceMachine, machine_class
 from .machines.local import LocalMachine
 from .machines.proxy import ProxyMachine
 from .machines.stack import StackMachine
@@ -38,7 +38,7 @@ from .violation import ClauseViolation
 VERDICTS = ("passed", "failed", "errored", "skipped", "known-failure", "unexpected-pass")
 BAD_VERDICTS = frozenset({"failed", "errored", "unexpected-pass"})
 
-MACHINES: dict[str, type[RuleBasedStateMachine]] = {
+MACHINES: dict[str, type[ConformanceMachine]] = {
     "local": LocalMachine,
     "stack": StackMachine,
     "proxy": ProxyMachine,
@@ -152,7 +152,7 @@ def check_clause(
     hang_timeout = min(10.0, options.timeout)
 
     def factory() -> RuleBasedStateMachine:
-        return machine(adapter, clause.id, hang_timeout)  # type: ignore[call-arg]
+        return machine(adapter, clause.id, hang_timeout)
 
     factory._hypothesis_internal_use_seed = clause_seed(options.seed, clause.id)  # type: ignore[attr-defined]
     if reproduce is not None:
@@ -171,14 +171,21 @@ def check_clause(
         verbosity=Verbosity.normal,
     )
     lines: list[str] = []
+
+    def report(value: object) -> None:
+        lines.append(str(value))
+
     started = time.perf_counter()
 
-    def result(verdict: str, reason: Optional[str] = None, failure: Optional[Failure] = None) -> ClauseResult:
+    def result(
+        verdict: str, reason: Optional[str] = None, failure: Optional[Failure] = None
+    ) -> ClauseResult:
         return ClauseResult(clause, verdict, time.perf_counter() - started, reason, failure)
 
     try:
-        with with_reporter(lines.append), watchdog(options.timeout):
-            run_state_machine_as_test(factory, settings=run_settings)
+        with with_reporter(report), watchdog(options.timeout):
+            # Typed as taking a class, but any factory of machines will do.
+            run_state_machine_as_test(factory, settings=run_settings)  # type: ignore[arg-type]
     except ClauseViolation as violation:
         program, blob = _program(lines, violation)
         return result("failed", failure=Failure(violation.clause, violation.detail, program, blob))
@@ -187,10 +194,18 @@ def check_clause(
     except ActorHung as hung:
         return result("errored", f"an operation hung: {hung}")
     except Flaky as flaky:
-        return result("errored", f"a failure did not reproduce (nondeterministic adapter?): {flaky}")
+        return result(
+            "errored", f"a failure did not reproduce (nondeterministic adapter?): {flaky}"
+        )
     except HypothesisException as error:
         return result("errored", f"Hypothesis: {type(error).__name__}: {error}")
     except Exception as error:  # the adapter crashed outside any checked operation
+        # Hypothesis may wrap a Ctrl-C or our watchdog's alarm in an error of its own.
+        cause = _interruption(error)
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause from None
+        if cause is not None:
+            return result("errored", f"the run did not finish within {options.timeout:g} s (hang?)")
         program, blob = _program(lines, error)
         return result(
             "errored",
@@ -198,6 +213,18 @@ def check_clause(
             Failure(clause.id, f"{type(error).__name__}: {error}", program, blob),
         )
     return result("passed")
+
+
+def _interruption(error: BaseException) -> Optional[BaseException]:
+    """A KeyboardInterrupt or ClauseHung behind ``error``, if it has one."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (KeyboardInterrupt, ClauseHung)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _program(lines: list[str], error: BaseException) -> tuple[str, Optional[str]]:

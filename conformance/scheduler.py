@@ -134,9 +134,7 @@ class ThreadActor(Actor):
         try:
             return self._outbox.get(timeout=self._hang_timeout)
         except queue.Empty:
-            raise ActorHung(
-                f"{self.name} gave no answer within {self._hang_timeout:g} s"
-            ) from None
+            raise ActorHung(f"{self.name} gave no answer within {self._hang_timeout:g} s") from None
 
     def finish(self) -> None:
         if not self.finished:

@@ -241,9 +241,7 @@ def _is_class(obj: Any) -> bool:
 # -- the table ----------------------------------------------------------------------------
 
 
-def _binary(
-    name: str, clause: str, dunder: str, call: Callable[..., Any], shows: str
-) -> Op:
+def _binary(name: str, clause: str, dunder: str, call: Callable[..., Any], shows: str) -> Op:
     return Op(name, clause, (dunder,), call, shows, takes="other")
 
 
@@ -287,84 +285,232 @@ def _shows(symbol: str, left: str, right: str) -> str:
 
 def _rows() -> Iterable[Op]:
     # Attributes. The proxy's own attribute lookup serves these (via="attribute").
-    yield Op("getattr", "proxy.forward.getattr", ("__getattribute__",), getattr, "p.{0}",
-             takes="name", via="attribute")
+    yield Op(
+        "getattr",
+        "proxy.forward.getattr",
+        ("__getattribute__",),
+        getattr,
+        "p.{0}",
+        takes="name",
+        via="attribute",
+    )
     yield Op("hasattr", "proxy.forward.getattr", (), hasattr, "hasattr(p, {0})", takes="name")
     yield Op("vars", "proxy.forward.getattr", (), vars, "vars(p)")
-    yield Op("setattr", "proxy.forward.setattr", ("__setattr__",), setattr, "p.{0} = {1}",
-             takes="name_value")
-    yield Op("delattr", "proxy.forward.delattr", ("__delattr__",), delattr, "del p.{0}",
-             takes="name")
-    yield Op("dir", "proxy.forward.dir", ("__dir__",), dir, "dir(p)",
-             unbound=_no_attributes, unbound_clause="proxy.unbound.dir")
-    yield Op("class", "proxy.forward.class", ("__class__",), lambda s: s.__class__,
-             "p.__class__", via="attribute",
-             unbound=_proxy_class, unbound_clause="proxy.unbound.class")
-    yield Op("isinstance", "proxy.forward.class", (), isinstance, "isinstance(p, {0})",
-             takes="class", unbound=_is_proxy_instance, unbound_clause="proxy.unbound.class")
-    yield Op("instancecheck", "proxy.forward.class", ("__instancecheck__",),
-             lambda s, obj: isinstance(obj, s), "isinstance({0}, p)", takes="instance")
-    yield Op("subclasscheck", "proxy.forward.class", ("__subclasscheck__",),
-             lambda s, cls: issubclass(cls, s), "issubclass({0}, p)", takes="subclass")
-    yield Op("doc", "proxy.forward.doc", ("__doc__",), lambda s: s.__doc__, "p.__doc__",
-             via="attribute", unbound=_proxy_doc, unbound_clause="proxy.unbound.doc")
+    yield Op(
+        "setattr",
+        "proxy.forward.setattr",
+        ("__setattr__",),
+        setattr,
+        "p.{0} = {1}",
+        takes="name_value",
+    )
+    yield Op(
+        "delattr", "proxy.forward.delattr", ("__delattr__",), delattr, "del p.{0}", takes="name"
+    )
+    yield Op(
+        "dir",
+        "proxy.forward.dir",
+        ("__dir__",),
+        dir,
+        "dir(p)",
+        unbound=_no_attributes,
+        unbound_clause="proxy.unbound.dir",
+    )
+    yield Op(
+        "class",
+        "proxy.forward.class",
+        ("__class__",),
+        lambda s: s.__class__,
+        "p.__class__",
+        via="attribute",
+        unbound=_proxy_class,
+        unbound_clause="proxy.unbound.class",
+    )
+    yield Op(
+        "isinstance",
+        "proxy.forward.class",
+        (),
+        isinstance,
+        "isinstance(p, {0})",
+        takes="class",
+        unbound=_is_proxy_instance,
+        unbound_clause="proxy.unbound.class",
+    )
+    yield Op(
+        "instancecheck",
+        "proxy.forward.class",
+        ("__instancecheck__",),
+        lambda s, obj: isinstance(obj, s),
+        "isinstance({0}, p)",
+        takes="instance",
+    )
+    yield Op(
+        "subclasscheck",
+        "proxy.forward.class",
+        ("__subclasscheck__",),
+        lambda s, cls: issubclass(cls, s),
+        "issubclass({0}, p)",
+        takes="subclass",
+    )
+    yield Op(
+        "doc",
+        "proxy.forward.doc",
+        ("__doc__",),
+        lambda s: s.__doc__,
+        "p.__doc__",
+        via="attribute",
+        unbound=_proxy_doc,
+        unbound_clause="proxy.unbound.doc",
+    )
     # Until 2.2, __wrapped__ was an ordinary forwarded attribute of a Local's proxy.
-    yield Op("wrapped", "proxy.forward.wrapped", ("__wrapped__",), lambda s: s.__wrapped__,
-             "p.__wrapped__", via="attribute",
-             unbound=_what_it_wraps, unbound_clause="proxy.unbound.wrapped",
-             legacy=(("2.0", None, "proxy.unbound.wrapped-raises"),))
+    yield Op(
+        "wrapped",
+        "proxy.forward.wrapped",
+        ("__wrapped__",),
+        lambda s: s.__wrapped__,
+        "p.__wrapped__",
+        via="attribute",
+        unbound=_what_it_wraps,
+        unbound_clause="proxy.unbound.wrapped",
+        legacy=(("2.0", None, "proxy.unbound.wrapped-raises"),),
+    )
 
     # Text.
     yield Op("str", "proxy.forward.str", ("__str__",), str, "str(p)")
-    yield Op("repr", "proxy.forward.repr", ("__repr__",), repr, "repr(p)",
-             unbound=_unbound_repr, unbound_clause="proxy.unbound.repr")
+    yield Op(
+        "repr",
+        "proxy.forward.repr",
+        ("__repr__",),
+        repr,
+        "repr(p)",
+        unbound=_unbound_repr,
+        unbound_clause="proxy.unbound.repr",
+    )
     # Werkzeug's proxy calls the object's own __format__ attribute; for a class that is
     # an unbound method (int.__format__), so format() of a proxy to a class is unspecified.
-    yield Op("format", "proxy.forward.format", ("__format__",), format, "format(p, {0})",
-             takes="spec", unspecified=_is_class)
+    yield Op(
+        "format",
+        "proxy.forward.format",
+        ("__format__",),
+        format,
+        "format(p, {0})",
+        takes="spec",
+        unspecified=_is_class,
+    )
 
     # Truth, size, iteration, membership, items.
-    yield Op("bool", "proxy.forward.bool", ("__bool__",), bool, "bool(p)",
-             unbound=_false, unbound_clause="proxy.unbound.bool")
+    yield Op(
+        "bool",
+        "proxy.forward.bool",
+        ("__bool__",),
+        bool,
+        "bool(p)",
+        unbound=_false,
+        unbound_clause="proxy.unbound.bool",
+    )
     yield Op("len", "proxy.forward.len", ("__len__",), len, "len(p)")
-    yield Op("length_hint", "proxy.forward.len", ("__length_hint__",), operator.length_hint,
-             "operator.length_hint(p)")
-    yield Op("iter", "proxy.forward.iter", ("__iter__",), iter, "iter(p)",
-             unbound=_swallowed_iter, unbound_clause="proxy.unbound.iter")
+    yield Op(
+        "length_hint",
+        "proxy.forward.len",
+        ("__length_hint__",),
+        operator.length_hint,
+        "operator.length_hint(p)",
+    )
+    yield Op(
+        "iter",
+        "proxy.forward.iter",
+        ("__iter__",),
+        iter,
+        "iter(p)",
+        unbound=_swallowed_iter,
+        unbound_clause="proxy.unbound.iter",
+    )
     yield Op("reversed", "proxy.forward.iter", ("__reversed__",), reversed, "reversed(p)")
     yield Op("next", "proxy.forward.iter", ("__next__",), next, "next(p)")
-    yield Op("contains", "proxy.forward.contains", ("__contains__",),
-             lambda s, item: item in s, "{0} in p", takes="item")
-    yield Op("getitem", "proxy.forward.items", ("__getitem__",), operator.getitem, "p[{0}]",
-             takes="key")
-    yield Op("setitem", "proxy.forward.items", ("__setitem__",), operator.setitem,
-             "p[{0}] = {1}", takes="key_value")
-    yield Op("delitem", "proxy.forward.items", ("__delitem__",), operator.delitem,
-             "del p[{0}]", takes="key")
+    yield Op(
+        "contains",
+        "proxy.forward.contains",
+        ("__contains__",),
+        lambda s, item: item in s,
+        "{0} in p",
+        takes="item",
+    )
+    yield Op(
+        "getitem", "proxy.forward.items", ("__getitem__",), operator.getitem, "p[{0}]", takes="key"
+    )
+    yield Op(
+        "setitem",
+        "proxy.forward.items",
+        ("__setitem__",),
+        operator.setitem,
+        "p[{0}] = {1}",
+        takes="key_value",
+    )
+    yield Op(
+        "delitem",
+        "proxy.forward.items",
+        ("__delitem__",),
+        operator.delitem,
+        "del p[{0}]",
+        takes="key",
+    )
 
     # Comparison and hashing.
-    for name, symbol in (("lt", "<"), ("le", "<="), ("eq", "=="), ("ne", "!="),
-                         ("gt", ">"), ("ge", ">=")):
-        yield Op(name, "proxy.forward.compare", (f"__{name}__",), getattr(operator, name),
-                 f"p {symbol} {{0}}", takes="other",
-                 unbound=_swallowed_compare, unbound_clause="proxy.unbound.compare")
-    yield Op("hash", "proxy.forward.hash", ("__hash__",), hash, "hash(p)",
-             unbound=_swallowed_hash, unbound_clause="proxy.unbound.hash")
+    for name, symbol in (
+        ("lt", "<"),
+        ("le", "<="),
+        ("eq", "=="),
+        ("ne", "!="),
+        ("gt", ">"),
+        ("ge", ">="),
+    ):
+        yield Op(
+            name,
+            "proxy.forward.compare",
+            (f"__{name}__",),
+            getattr(operator, name),
+            f"p {symbol} {{0}}",
+            takes="other",
+            unbound=_swallowed_compare,
+            unbound_clause="proxy.unbound.compare",
+        )
+    yield Op(
+        "hash",
+        "proxy.forward.hash",
+        ("__hash__",),
+        hash,
+        "hash(p)",
+        unbound=_swallowed_hash,
+        unbound_clause="proxy.unbound.hash",
+    )
 
     # Numbers: binary, reflected, in-place, unary, conversions.
     for name, function, symbol in _ARITHMETIC:
-        yield _binary(name, "proxy.forward.arithmetic", f"__{name}__", function,
-                      _shows(symbol, "p", "{0}"))
+        yield _binary(
+            name, "proxy.forward.arithmetic", f"__{name}__", function, _shows(symbol, "p", "{0}")
+        )
     yield Op("pow3", "proxy.forward.arithmetic", (), pow, "pow(p, {0}, {1})", takes="pow3")
     for name, function, symbol in _ARITHMETIC:
-        row = _binary(f"r{name}", "proxy.forward.reflected", f"__r{name}__",
-                      _reflected(function), _shows(symbol, "{0}", "p"))
+        row = _binary(
+            f"r{name}",
+            "proxy.forward.reflected",
+            f"__r{name}__",
+            _reflected(function),
+            _shows(symbol, "{0}", "p"),
+        )
         if name == "mod":  # str % p and bytes % p format, never asking p for __rmod__
             row = replace(row, takes="other-not-text")
         yield row
     for name, function, symbol in _INPLACE:
-        yield Op(name, "proxy.forward.inplace", (f"__{name}__",), function,
-                 f"p {symbol} {{0}}", takes="other", via="inplace")
+        yield Op(
+            name,
+            "proxy.forward.inplace",
+            (f"__{name}__",),
+            function,
+            f"p {symbol} {{0}}",
+            takes="other",
+            via="inplace",
+        )
     yield Op("neg", "proxy.forward.unary", ("__neg__",), operator.neg, "-p")
     yield Op("pos", "proxy.forward.unary", ("__pos__",), operator.pos, "+p")
     yield Op("abs", "proxy.forward.unary", ("__abs__",), abs, "abs(p)")
@@ -381,33 +527,80 @@ def _rows() -> Iterable[Op]:
     )
     for name, function, shows in conversions:
         yield Op(name, "proxy.forward.convert", (f"__{name}__",), function, shows)
-    yield Op("round", "proxy.forward.convert", ("__round__",), round, "round(p{0})",
-             takes="ndigits")
+    yield Op(
+        "round", "proxy.forward.convert", ("__round__",), round, "round(p{0})", takes="ndigits"
+    )
 
     # Calling, context managers, coroutines, async iteration.
     yield Op("call", "proxy.forward.call", ("__call__",), _call, "p({0})", takes="call")
-    yield Op("with", "proxy.forward.with", ("__enter__", "__exit__"), enter,
-             "with p: {0}", takes="body_raises", via="method", loose=True)
-    yield Op("async-with", "proxy.forward.with", ("__aenter__", "__aexit__"),
-             lambda s, body_raises: run(_async_enter(s, body_raises)),
-             "async with p: {0}", takes="body_raises", via="method", loose=True)
-    yield Op("await", "proxy.forward.await", ("__await__",), lambda s: run(_await(s)),
-             "await p", via="method", loose=True,
-             unbound=_swallowed_async("__await__"), unbound_clause="proxy.unbound.await")
-    yield Op("async-for", "proxy.forward.async-iter", ("__aiter__",),
-             lambda s: run(_async_for(s)), "[x async for x in p]", via="method", loose=True,
-             unbound=_swallowed_async("__aiter__"), unbound_clause="proxy.unbound.await")
-    yield Op("anext", "proxy.forward.async-iter", ("__anext__",), lambda s: run(_anext(s)),
-             "await anext(p)", via="method", loose=True,
-             unbound=_swallowed_async("__anext__"), unbound_clause="proxy.unbound.await")
+    yield Op(
+        "with",
+        "proxy.forward.with",
+        ("__enter__", "__exit__"),
+        enter,
+        "with p: {0}",
+        takes="body_raises",
+        via="method",
+        loose=True,
+    )
+    yield Op(
+        "async-with",
+        "proxy.forward.with",
+        ("__aenter__", "__aexit__"),
+        lambda s, body_raises: run(_async_enter(s, body_raises)),
+        "async with p: {0}",
+        takes="body_raises",
+        via="method",
+        loose=True,
+    )
+    yield Op(
+        "await",
+        "proxy.forward.await",
+        ("__await__",),
+        lambda s: run(_await(s)),
+        "await p",
+        via="method",
+        loose=True,
+        unbound=_swallowed_async("__await__"),
+        unbound_clause="proxy.unbound.await",
+    )
+    yield Op(
+        "async-for",
+        "proxy.forward.async-iter",
+        ("__aiter__",),
+        lambda s: run(_async_for(s)),
+        "[x async for x in p]",
+        via="method",
+        loose=True,
+        unbound=_swallowed_async("__aiter__"),
+        unbound_clause="proxy.unbound.await",
+    )
+    yield Op(
+        "anext",
+        "proxy.forward.async-iter",
+        ("__anext__",),
+        lambda s: run(_anext(s)),
+        "await anext(p)",
+        via="method",
+        loose=True,
+        unbound=_swallowed_async("__anext__"),
+        unbound_clause="proxy.unbound.await",
+    )
 
     # Copies: of the object, never of the proxy. Werkzeug's proxy cannot copy None (it
     # binds copy.copy to the object, and binding to None gives the plain function), so a
     # proxy bound to None is left unspecified.
-    yield Op("copy", "proxy.forward.copy", ("__copy__",), copy.copy, "copy.copy(p)",
-             unspecified=_is_none)
-    yield Op("deepcopy", "proxy.forward.copy", ("__deepcopy__",), copy.deepcopy,
-             "copy.deepcopy(p)", unspecified=_is_none)
+    yield Op(
+        "copy", "proxy.forward.copy", ("__copy__",), copy.copy, "copy.copy(p)", unspecified=_is_none
+    )
+    yield Op(
+        "deepcopy",
+        "proxy.forward.copy",
+        ("__deepcopy__",),
+        copy.deepcopy,
+        "copy.deepcopy(p)",
+        unspecified=_is_none,
+    )
 
 
 #: Every row, in the order of spec/localproxy.md.
@@ -424,11 +617,10 @@ NOT_FORWARDED: dict[str, str] = {
     "not supported",
     "__reduce__, __reduce_ex__, __getstate__, __setstate__, __getnewargs__": "pickling "
     "through a proxy is not supported: pickle the object",
-    "__slots__, __module__, and other names the proxy's class defines": "these belong "
-    "to the proxy",
+    "__slots__, __module__, and other names the proxy's class defines": "these belong to the proxy",
 }
 
 assert len(BY_NAME) == len(FORWARDS), "row names must be unique"
-assert len({d for op in FORWARDS for d in op.dunders}) == sum(
-    len(op.dunders) for op in FORWARDS
-), "each dunder belongs to one row"
+assert len({d for op in FORWARDS for d in op.dunders}) == sum(len(op.dunders) for op in FORWARDS), (
+    "each dunder belongs to one row"
+)

@@ -66,7 +66,7 @@ class Local:
         _local_storage(self).set(_EMPTY)
 
 
-_local_storage = Local._ctxspec_storage.__get__  # type: ignore[attr-defined]
+_local_storage = Local._ctxspec_storage.__get__  # type: ignore[attr-defined,misc]
 _LOCAL_OWN_NAMES = frozenset(dir(Local))
 
 

@@ -56,9 +56,7 @@ def ctxspec(
 
 # RFC 3339 date-time. jsonschema checks "date-time" only when the optional
 # rfc3339-validator is installed; the schema promises it, so the tests check it always.
-DATE_TIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 @pytest.fixture(scope="session")

@@ -59,9 +59,12 @@ def installed(name: str) -> bool:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(name, marks=pytest.mark.skipif(
-            name == "werkzeug" and not installed("werkzeug"), reason="werkzeug not installed"
-        ))
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(
+                name == "werkzeug" and not installed("werkzeug"), reason="werkzeug not installed"
+            ),
+        )
         for name in sorted(BUILTIN_ADAPTERS)
     ],
 )
@@ -215,6 +218,24 @@ def test_validate_accepts_any_object_with_the_methods():
     validate(Plain(), "plain")  # does not raise
 
 
+def test_validate_rejects_a_method_left_as_the_base_placeholder():
+    """Subclassing Adapter without overriding a method a capability needs is caught at
+    load time, not as a NotImplementedError in every clause's run."""
+    from conformance.adapter import Adapter
+
+    class Forgetful(Adapter):
+        capabilities = frozenset({"local", "stack"})
+
+        def new_local(self):
+            return object()
+
+        def release_local(self, local):
+            return None
+
+    with pytest.raises(AdapterError, match=r"declares 'stack' but does not override"):
+        validate(Forgetful(), "forgetful")
+
+
 def test_validate_accepts_adapter_without_profile():
     """An adapter without a profile attribute is checked as the current profile."""
 
@@ -233,10 +254,14 @@ def test_validate_accepts_adapter_without_profile():
 def test_known_failures_file_forms(tmp_path):
     """A manifest maps clause IDs to a reason, or to a reason and strictness."""
     path = tmp_path / "known.json"
-    path.write_text(json.dumps({
-        "local.iter": "not iterable",
-        "local.isolation.thread": {"reason": "ident reuse", "strict": False},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "local.iter": "not iterable",
+                "local.isolation.thread": {"reason": "ident reuse", "strict": False},
+            }
+        )
+    )
     assert load_known_failures(path) == {
         "local.iter": KnownFailure("not iterable", strict=True),
         "local.isolation.thread": KnownFailure("ident reuse", strict=False),
@@ -266,4 +291,3 @@ def test_missing_known_failures_file(tmp_path):
     path = tmp_path / "absent.json"
     with pytest.raises(AdapterError, match=r"cannot read known-failures file .*absent\.json"):
         load_known_failures(path)
-

@@ -166,8 +166,15 @@ def test_passing_run_writes_report(ctxspec, tmp_path):
     """A passing run exits 0, prints a row per clause and writes the report."""
     report = tmp_path / "report.json"
     result = ctxspec(
-        "run", "--adapter", "reference", "--only", "local.attr.*", "--profile", "dev",
-        "--report", str(report),
+        "run",
+        "--adapter",
+        "reference",
+        "--only",
+        "local.attr.*",
+        "--profile",
+        "dev",
+        "--report",
+        str(report),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[1/3] local.attr.roundtrip" in result.stdout
@@ -185,8 +192,9 @@ def test_passing_run_writes_report(ctxspec, tmp_path):
 
 def test_default_report_path(ctxspec, tmp_path):
     """Without --report, the report goes to ctxspec-report.json in the working directory."""
-    result = ctxspec("run", "--adapter", "reference", "--only", "local.attr.missing",
-                     "--profile", "dev")
+    result = ctxspec(
+        "run", "--adapter", "reference", "--only", "local.attr.missing", "--profile", "dev"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "ctxspec-report.json").is_file()
 
@@ -196,8 +204,15 @@ def test_failing_run_prints_program_and_replay(ctxspec, tmp_path):
     replaying the report exits 1 and shows the same clause."""
     report = tmp_path / "failing.json"
     result = ctxspec(
-        "run", "--adapter", f"{FIXTURE}:SilentDeleteAdapter", "--only", "local.attr.*",
-        "--profile", "dev", "--report", str(report),
+        "run",
+        "--adapter",
+        f"{FIXTURE}:SilentDeleteAdapter",
+        "--only",
+        "local.attr.*",
+        "--profile",
+        "dev",
+        "--report",
+        str(report),
     )
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
@@ -237,8 +252,17 @@ def test_known_failures_file_turns_failure_into_known_failure(ctxspec, tmp_path)
     manifest.write_text(json.dumps({"local.attr.delete": "deletes silently"}))
     report = tmp_path / "known-report.json"
     result = ctxspec(
-        "run", "--adapter", f"{FIXTURE}:SilentDeleteAdapter", "--only", "local.attr.delete",
-        "--profile", "dev", "--known-failures", str(manifest), "--report", str(report),
+        "run",
+        "--adapter",
+        f"{FIXTURE}:SilentDeleteAdapter",
+        "--only",
+        "local.attr.delete",
+        "--profile",
+        "dev",
+        "--known-failures",
+        str(manifest),
+        "--report",
+        str(report),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "known-failure" in result.stdout
@@ -253,8 +277,17 @@ def test_known_failure_that_passes_is_unexpected(ctxspec, tmp_path):
     manifest = tmp_path / "known.json"
     manifest.write_text(json.dumps({"local.attr.missing": "it does not, in fact, fail"}))
     result = ctxspec(
-        "run", "--adapter", "reference", "--only", "local.attr.missing", "--profile", "dev",
-        "--known-failures", str(manifest), "--report", str(tmp_path / "r.json"),
+        "run",
+        "--adapter",
+        "reference",
+        "--only",
+        "local.attr.missing",
+        "--profile",
+        "dev",
+        "--known-failures",
+        str(manifest),
+        "--report",
+        str(tmp_path / "r.json"),
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "unexpected-pass" in result.stdout
@@ -264,9 +297,19 @@ def test_hanging_clause_is_errored_and_the_run_goes_on(ctxspec, tmp_path):
     """A clause whose operation hangs is errored after --timeout; the next clause runs."""
     report = tmp_path / "hang.json"
     result = ctxspec(
-        "run", "--adapter", f"{FIXTURE}:HangingLocalAdapter",
-        "--only", "local.attr.roundtrip", "--only", "stack.push.top",
-        "--profile", "dev", "--timeout", "2", "--report", str(report),
+        "run",
+        "--adapter",
+        f"{FIXTURE}:HangingLocalAdapter",
+        "--only",
+        "local.attr.roundtrip",
+        "--only",
+        "stack.push.top",
+        "--profile",
+        "dev",
+        "--timeout",
+        "2",
+        "--report",
+        str(report),
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "[2/2] stack.push.top" in result.stdout
@@ -280,15 +323,31 @@ def test_ctrl_c_writes_partial_report(tmp_path, subprocess_env, report_validator
     """SIGINT during a run exits 130 and leaves a valid report marked interrupted."""
     report = tmp_path / "interrupted.json"
     command = [
-        sys.executable, "-m", "conformance", "run",
-        "--adapter", f"{FIXTURE}:BlockingStackAdapter",
-        "--only", "local.attr.roundtrip", "--only", "stack.push.top",
-        "--profile", "dev", "--timeout", "60", "--report", str(report),
+        sys.executable,
+        "-m",
+        "conformance",
+        "run",
+        "--adapter",
+        f"{FIXTURE}:BlockingStackAdapter",
+        "--only",
+        "local.attr.roundtrip",
+        "--only",
+        "stack.push.top",
+        "--profile",
+        "dev",
+        "--timeout",
+        "60",
+        "--report",
+        str(report),
     ]
     # SIGINT must reach Python as KeyboardInterrupt even if whoever runs the tests ignores it.
     with subprocess.Popen(
-        command, cwd=tmp_path, env=subprocess_env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        command,
+        cwd=tmp_path,
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as process:
         assert process.stdout is not None

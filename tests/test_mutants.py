@@ -95,8 +95,17 @@ def test_nonconforming_adapter_fails_without_manifest(name, tmp_path, capsys):
     """With --known-failures none the raw verdicts show, and the run exits 1."""
     report = tmp_path / "report.json"
     code, out = run_cli(
-        capsys, "--adapter", name, "--known-failures", "none",
-        "--only", "local.isolation.greenlet", "--only", "local.attr.*", "--report", str(report),
+        capsys,
+        "--adapter",
+        name,
+        "--known-failures",
+        "none",
+        "--only",
+        "local.isolation.greenlet",
+        "--only",
+        "local.attr.*",
+        "--report",
+        str(report),
     )
     assert code == 1, out
     verdicts = {e["clause"]: e["verdict"] for e in json.loads(report.read_text())["results"]}

@@ -69,6 +69,9 @@ def test_describe(profiles, text):
         ("3.1", "3.1"),
         ("4.0", "3.1"),
         ("2.3.0rc1", "2.3"),
+        ("3.0rc1", "3.0"),
+        ("2.2.0.dev1", "2.2"),
+        ("3", "3.0"),
     ],
 )
 def test_profile_for_version(version, profile):

@@ -310,9 +310,18 @@ def test_unbound_fallbacks() -> None:
 def test_unbound_operations_raise_runtime_error() -> None:
     _, p = unbound()
     operations: list[Callable[[Any], Any]] = [
-        str, len, reversed, copy.copy, lambda p: p + 1, lambda p: 1 + p,
-        lambda p: p.name, lambda p: hasattr(p, "name"), lambda p: p(),
-        lambda p: 1 in p, lambda p: p[0], lambda p: format(p, ""),
+        str,
+        len,
+        reversed,
+        copy.copy,
+        lambda p: p + 1,
+        lambda p: 1 + p,
+        lambda p: p.name,
+        lambda p: hasattr(p, "name"),
+        lambda p: p(),
+        lambda p: 1 in p,
+        lambda p: p[0],
+        lambda p: format(p, ""),
     ]
     for operation in operations:
         with pytest.raises(RuntimeError, match=f"^{UNBOUND_MESSAGE}$"):

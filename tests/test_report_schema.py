@@ -32,10 +32,23 @@ def run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple
 def passing_report(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The report of a passing reference run, with one clause skipped for its profile."""
     path = tmp_path_factory.mktemp("passing") / "report.json"
-    code = cli.main([
-        "run", "--adapter", "reference", "--only", "local.attr.*", "--only", "stack.pop.*",
-        "--only", "stack.isolation.task-shared-pop", "--profile", "dev", "--report", str(path),
-    ])
+    code = cli.main(
+        [
+            "run",
+            "--adapter",
+            "reference",
+            "--only",
+            "local.attr.*",
+            "--only",
+            "stack.pop.*",
+            "--only",
+            "stack.isolation.task-shared-pop",
+            "--profile",
+            "dev",
+            "--report",
+            str(path),
+        ]
+    )
     assert code == 0
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -57,8 +70,9 @@ def test_passing_run_report_validates(passing_report, report_validator):
 
 def test_failing_run_report_validates(tmp_path, capsys, report_validator):
     """A failing run's report validates, failure and shrunk program included."""
-    code, data = run(tmp_path, capsys, "--adapter", f"{FIXTURE}:SilentDeleteAdapter",
-                     "--only", "local.attr.*")
+    code, data = run(
+        tmp_path, capsys, "--adapter", f"{FIXTURE}:SilentDeleteAdapter", "--only", "local.attr.*"
+    )
     assert code == 1
     report_validator.validate(data)
     failed = [entry for entry in data["results"] if entry["verdict"] == "failed"]
@@ -70,24 +84,43 @@ def test_failing_run_report_validates(tmp_path, capsys, report_validator):
 def test_known_failure_report_validates(tmp_path, capsys, report_validator):
     """A report with a known failure and its manifest validates."""
     manifest = tmp_path / "known.json"
-    manifest.write_text(json.dumps({
-        "local.attr.delete": "deletes silently",
-        "local.attr.missing": {"reason": "may not show", "strict": False},
-    }))
-    code, data = run(tmp_path, capsys, "--adapter", f"{FIXTURE}:SilentDeleteAdapter",
-                     "--only", "local.attr.*", "--known-failures", str(manifest))
+    manifest.write_text(
+        json.dumps(
+            {
+                "local.attr.delete": "deletes silently",
+                "local.attr.missing": {"reason": "may not show", "strict": False},
+            }
+        )
+    )
+    code, data = run(
+        tmp_path,
+        capsys,
+        "--adapter",
+        f"{FIXTURE}:SilentDeleteAdapter",
+        "--only",
+        "local.attr.*",
+        "--known-failures",
+        str(manifest),
+    )
     assert code == 0
     report_validator.validate(data)
     assert data["known_failures"]["source"] == str(manifest)
     assert data["known_failures"]["entries"]["local.attr.missing"] == {
-        "reason": "may not show", "strict": False,
+        "reason": "may not show",
+        "strict": False,
     }
     assert data["summary"]["known-failure"] == 1
 
 
 def build(results: list[ClauseResult], interrupted: bool = False) -> dict[str, Any]:
     header = reports.RunHeader(
-        "reference", ReferenceAdapter(), BUDGETS["ci"], 7, ["local.*"], "none", {},
+        "reference",
+        ReferenceAdapter(),
+        BUDGETS["ci"],
+        7,
+        ["local.*"],
+        "none",
+        {},
     )
     return reports.build(header, results, interrupted)
 
@@ -97,8 +130,13 @@ def test_every_verdict_validates(report_validator):
     clause = BY_ID["local.iter"]
     failure = Failure("local.iter", "boom", "state = LocalMachine()\nstate.teardown()", None)
     results = [
-        ClauseResult(clause, verdict, 0.5, None if verdict == "passed" else "why",
-                     failure if verdict in ("failed", "known-failure", "errored") else None)
+        ClauseResult(
+            clause,
+            verdict,
+            0.5,
+            None if verdict == "passed" else "why",
+            failure if verdict in ("failed", "known-failure", "errored") else None,
+        )
         for verdict in VERDICTS
     ]
     data = build(results)

@@ -244,9 +244,7 @@ def test_close_ends_every_actor(scheduler):
         "nested": unwrap(nested.run(asyncio.current_task)),
     }
     loop = scheduler.loop
-    assert not any(
-        (flows["greenlet"].dead, not flows["thread"].is_alive(), flows["task"].done())
-    )
+    assert not any((flows["greenlet"].dead, not flows["thread"].is_alive(), flows["task"].done()))
 
     scheduler.close()
 

@@ -9,11 +9,11 @@ what was observed and goes on. That keeps every failure attributed to the right 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Union
 
-from hypothesis import strategies as st
 from hypothesis import assume
+from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -56,6 +56,13 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     #: Clause ID -> kinds of actor its runs spawn (absent: only the main actor).
     ACTOR_KINDS: Mapping[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def for_target(cls, target: str) -> type[ConformanceMachine]:
+        """The class whose rules a run about ``target`` uses: ``cls``, or a subclass with rules
+        only that clause needs. A rule whose precondition is false for a whole run must not
+        exist at all: it makes Hypothesis's shrinker misalign the steps it deletes."""
+        return cls
 
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__()
@@ -108,6 +115,7 @@ class ConformanceMachine(RuleBasedStateMachine):
 def machine_class(base: type[ConformanceMachine], target: str) -> type[ConformanceMachine]:
     """The machine for one target clause: ``base`` plus the rules that create and end the
     kinds of actor the clause is about (none, if it needs only main)."""
+    base = base.for_target(target)
     kinds = base.ACTOR_KINDS.get(target, ())
     if not kinds:
         return base
@@ -128,5 +136,11 @@ def machine_class(base: type[ConformanceMachine], target: str) -> type[Conforman
         def finish(self, actor: Actor) -> None:
             self.finish_actor(actor)
 
-    Targeted.__name__ = Targeted.__qualname__ = base.__name__
-    return Targeted
+    return named_like(Targeted, base)
+
+
+def named_like(cls: type, base: type) -> type:
+    """Give a per-target subclass its base's name, which is what shrunk programs print
+    (``state = LocalMachine()``)."""
+    cls.__name__ = cls.__qualname__ = base.__name__
+    return cls

@@ -31,7 +31,7 @@ from reference.forwarding import FORWARDS, Op, unbound_message
 
 from ..outcome import Outcome, Raised, Returned, capture
 from ..profiles import until
-from .base import ConformanceMachine
+from .base import ConformanceMachine, named_like
 
 #: The attribute of the Local that the proxy proxies.
 NAME = "obj"
@@ -171,8 +171,11 @@ _ANSWERS: dict[str, Callable[..., Any]] = {
     "invert": _tagged("invert"),
 }
 for _op in FORWARDS:
-    if _op.clause in ("proxy.forward.compare", "proxy.forward.arithmetic",
-                      "proxy.forward.reflected") and _op.dunders:
+    if (
+        _op.clause
+        in ("proxy.forward.compare", "proxy.forward.arithmetic", "proxy.forward.reflected")
+        and _op.dunders
+    ):
         _ANSWERS[_op.name] = _tagged(_op.name)
     elif _op.via == "inplace":
         _ANSWERS[_op.name] = lambda self, other: self
@@ -310,8 +313,24 @@ operands = st.one_of(
     st.integers(-3, 20),
     st.floats(-10, 10, allow_nan=False),
     st.sampled_from(
-        ["", "ab", b"", b"x", [], [1, 2], (), (1,), None, True, False, {}, {"a": 1},
-         set(), {1, 2}, frozenset({0})]
+        [
+            "",
+            "ab",
+            b"",
+            b"x",
+            [],
+            [1, 2],
+            (),
+            (1,),
+            None,
+            True,
+            False,
+            {},
+            {"a": 1},
+            set(),
+            {1, 2},
+            frozenset({0}),
+        ]
     ),
 )
 values = st.one_of(st.integers(0, 3), st.sampled_from(["x", ""]))
@@ -475,12 +494,9 @@ class ProxyMachine(ConformanceMachine):
     """Rules: ``bind`` (a fresh pair of copies), ``act`` (one row of the table), and for
     the targets that need it ``unbind`` (``UnbindingProxyMachine``)."""
 
-    def __new__(cls, adapter: Any, target: str, hang_timeout: float = 10.0) -> ProxyMachine:
-        # A rule with a precondition that is false for a whole run would make Hypothesis's
-        # shrinker misalign the steps it deletes; so the rule exists only where it is used.
-        if cls is ProxyMachine and unbinds(target):
-            cls = UnbindingProxyMachine
-        return super().__new__(cls)
+    @classmethod
+    def for_target(cls, target: str) -> type[ConformanceMachine]:
+        return UnbindingProxyMachine if unbinds(target) else cls
 
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__(adapter, target, hang_timeout)
@@ -643,4 +659,4 @@ class UnbindingProxyMachine(ProxyMachine):
             delattr(self.local, NAME)
 
 
-UnbindingProxyMachine.__name__ = UnbindingProxyMachine.__qualname__ = "ProxyMachine"
+named_like(UnbindingProxyMachine, ProxyMachine)

@@ -11,13 +11,13 @@ import weakref
 from typing import Any, Optional, Union
 
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule
+from hypothesis.stateful import rule
 
 from ..model import StackModel, Token, isolation_kind
-from ..profiles import until
 from ..outcome import Outcome, Raised, Returned
+from ..profiles import until
 from ..scheduler import Actor
-from .base import ConformanceMachine, any_actor
+from .base import ConformanceMachine, any_actor, named_like
 
 
 class StackMachine(ConformanceMachine):
@@ -27,6 +27,10 @@ class StackMachine(ConformanceMachine):
         "stack.isolation.task": ("task",),
         "stack.isolation.task-shared-pop": ("task",),
     }
+
+    @classmethod
+    def for_target(cls, target: str) -> type[ConformanceMachine]:
+        return CollectingStackMachine if target == "stack.pop.release" else cls
 
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__(adapter, target, hang_timeout)
@@ -88,21 +92,6 @@ class StackMachine(ConformanceMachine):
         del outcome, expected  # the popped item must not be kept alive by this frame
         self.others_see_their_own_top(actor, "popped")
 
-    @precondition(lambda self: self.target == "stack.pop.release")
-    @rule()
-    def collect(self) -> None:
-        """Popped items that no stack holds any more must be freed."""
-        live = self.model.live_tokens()
-        if any(ref() is not None and id(ref()) not in live for ref in self.popped):
-            gc.collect()  # only when something is suspect: a full collection is slow
-        for ref in self.popped:
-            token = ref()
-            if token is not None and id(token) not in live:
-                self.violated(
-                    "stack.pop.release",
-                    f"{token} was popped and is held by no stack, yet it is still alive",
-                )
-
     # -- diagnosis ------------------------------------------------------------------------
     @staticmethod
     def matches(outcome: Outcome, expected: Optional[Token]) -> bool:
@@ -129,8 +118,10 @@ class StackMachine(ConformanceMachine):
             return self.isolation(actor, popper), seen + f" ({popper} popped it)"
         if expected.writer != actor.name:  # an inherited item went missing: only tasks inherit
             return self.isolation(actor, expected.writer), seen
-        if isinstance(value, Token) and value not in mine and not any(
-            value in stack for stack in self.model.stacks.values()
+        if (
+            isinstance(value, Token)
+            and value not in mine
+            and not any(value in stack for stack in self.model.stacks.values())
         ):
             return "stack.pop.lifo", seen + " (an item already popped)"
         return ("stack.pop.lifo" if op == "pop" else "stack.push.top"), seen
@@ -152,3 +143,24 @@ class StackMachine(ConformanceMachine):
         else:
             stack = []
         self.model.stacks[actor.name] = stack[:-1] if popped and stack else stack
+
+
+class CollectingStackMachine(StackMachine):
+    """The machine of ``stack.pop.release``: it also checks that popped items are freed."""
+
+    @rule()
+    def collect(self) -> None:
+        """Popped items that no stack holds any more must be freed."""
+        live = self.model.live_tokens()
+        if any(ref() is not None and id(ref()) not in live for ref in self.popped):
+            gc.collect()  # only when something is suspect: a full collection is slow
+        for ref in self.popped:
+            token = ref()
+            if token is not None and id(token) not in live:
+                self.violated(
+                    "stack.pop.release",
+                    f"{token} was popped and is held by no stack, yet it is still alive",
+                )
+
+
+named_like(CollectingStackMachine, StackMachine)

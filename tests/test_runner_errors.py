@@ -1,0 +1,37 @@
+"""How the runner turns an adapter's crash into a verdict, and what it must not swallow."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.adapters.reference import ReferenceAdapter
+from conformance.clauses import BY_ID
+from conformance.runner import BUDGETS, RunOptions, check_clause
+
+OPTIONS = RunOptions(BUDGETS["dev"], seed=0, timeout=30.0)
+
+
+class CrashingAdapter(ReferenceAdapter):
+    def new_local(self):
+        raise ValueError("no Local today")
+
+
+class InterruptedAdapter(ReferenceAdapter):
+    """A Ctrl-C that reaches Hypothesis wrapped in an error of another type."""
+
+    def new_local(self):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise AssertionError("wrapped") from interrupt
+
+
+def test_a_crash_is_errored_with_its_reason():
+    result = check_clause(CrashingAdapter(), BY_ID["local.attr.roundtrip"], OPTIONS)
+    assert result.verdict == "errored"
+    assert result.reason == "ValueError: no Local today"
+
+
+def test_a_wrapped_ctrl_c_still_stops_the_run():
+    with pytest.raises(KeyboardInterrupt):
+        check_clause(InterruptedAdapter(), BY_ID["local.attr.roundtrip"], OPTIONS)
