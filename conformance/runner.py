@@ -140,13 +140,17 @@ def check_clause(
     options: RunOptions,
     reproduce: Optional[tuple[str, bytes]] = None,
     shrink: bool = True,
+    instrument: Optional[Callable[[type[ConformanceMachine]], type[ConformanceMachine]]] = None,
 ) -> ClauseResult:
     """Run one clause's machine and return its raw verdict (before known failures).
 
     ``shrink=False`` reports the first failing example as found (for declared failures in a
-    quick budget: nobody needs their minimal form every run)."""
+    quick budget: nobody needs their minimal form every run). ``instrument`` wraps the
+    machine class (the benchmark counts steps with it)."""
     base = MACHINES[clause.capability]
     machine = machine_class(base, clause.id)
+    if instrument is not None:
+        machine = instrument(machine)
     with_actors = bool(getattr(base, "ACTOR_KINDS", {}).get(clause.id))
     examples = options.budget.examples * (ACTOR_CLAUSE_EXAMPLES if with_actors else 1)
     hang_timeout = min(10.0, options.timeout)
