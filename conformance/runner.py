@@ -198,9 +198,18 @@ def check_clause(
     except ActorHung as hung:
         return result("errored", f"an operation hung: {hung}")
     except Flaky as flaky:
-        return result(
-            "errored", f"a failure did not reproduce (nondeterministic adapter?): {flaky}"
-        )
+        seen = _violation_in(flaky)
+        if seen is None:
+            return result(
+                "errored", f"a failure did not reproduce (nondeterministic adapter?): {flaky}"
+            )
+        # The adapter did break the clause, once: that is a failure, not a crash of ours.
+        # It did not happen again on replay, so its cause lies outside the schedule (which
+        # thread ident the OS hands out, say), and the program may not show it every time.
+        program, _ = _program(lines, seen)
+        program = program or "# Hypothesis printed no program: the failure did not reproduce"
+        detail = f"{seen.detail} [{NOT_REPRODUCED}]"
+        return result("failed", failure=Failure(seen.clause, detail, program, None))
     except HypothesisException as error:
         return result("errored", f"Hypothesis: {type(error).__name__}: {error}")
     except Exception as error:  # the adapter crashed outside any checked operation
@@ -217,6 +226,22 @@ def check_clause(
             Failure(clause.id, f"{type(error).__name__}: {error}", program, blob),
         )
     return result("passed")
+
+
+#: Appended to the message of a violation that did not happen again on replay.
+NOT_REPRODUCED = "seen once; it did not happen again when the same program was replayed"
+
+
+def _violation_in(error: BaseException) -> Optional[ClauseViolation]:
+    """The ClauseViolation a Flaky (an exception group of what was seen) carries, if any."""
+    if isinstance(error, ClauseViolation):
+        return error
+    for inner in getattr(error, "exceptions", ()):
+        found = _violation_in(inner)
+        if found is not None:
+            return found
+    cause = error.__cause__ or error.__context__
+    return _violation_in(cause) if cause is not None else None
 
 
 def _interruption(error: BaseException) -> Optional[BaseException]:

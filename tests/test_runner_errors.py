@@ -6,7 +6,7 @@ import pytest
 
 from conformance.adapters.reference import ReferenceAdapter
 from conformance.clauses import BY_ID
-from conformance.runner import BUDGETS, RunOptions, check_clause
+from conformance.runner import BUDGETS, NOT_REPRODUCED, RunOptions, check_clause
 
 OPTIONS = RunOptions(BUDGETS["dev"], seed=0, timeout=30.0)
 
@@ -35,3 +35,38 @@ def test_a_crash_is_errored_with_its_reason():
 def test_a_wrapped_ctrl_c_still_stops_the_run():
     with pytest.raises(KeyboardInterrupt):
         check_clause(InterruptedAdapter(), BY_ID["local.attr.roundtrip"], OPTIONS)
+
+
+class OnceWrongAdapter(ReferenceAdapter):
+    """Breaks local.attr.missing exactly once per process: the failure cannot replay."""
+
+    def __init__(self):
+        super().__init__()
+        self.misbehaved = False
+
+    def new_local(self):
+        adapter = self
+        base = super().new_local()
+
+        class Once(type(base)):
+            __slots__ = ()
+
+            def __getattribute__(self, name):
+                try:
+                    return super().__getattribute__(name)
+                except AttributeError:
+                    if adapter.misbehaved:
+                        raise
+                    adapter.misbehaved = True
+                    return "a value nobody set"
+
+        return Once()
+
+
+def test_a_failure_that_does_not_replay_is_still_a_failure():
+    """The adapter broke the clause once; a nondeterministic adapter is not our crash."""
+    result = check_clause(OnceWrongAdapter(), BY_ID["local.attr.missing"], OPTIONS)
+    assert result.verdict == "failed"
+    assert result.failure is not None
+    assert result.failure.clause == "local.attr.missing"
+    assert NOT_REPRODUCED in result.failure.message
