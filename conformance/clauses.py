@@ -18,6 +18,7 @@ SPEC_FILES = {
     "local": "spec/local.md",
     "stack": "spec/localstack.md",
     "proxy": "spec/localproxy.md",
+    "contexts": "spec/contexts.md",
 }
 
 
@@ -208,5 +209,52 @@ PROXY: list[Clause] = [
     ),
 ]
 
-CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY)
+CONTEXTS = _clauses(
+    "contexts",
+    [
+        (
+            "contexts.app.current",
+            "Inside an app context current_app is its app; the latest pushed is the active one",
+        ),
+        ("contexts.request.current", "Inside a request context, request is its request"),
+        (
+            "contexts.request.implicit-app",
+            "A request context brings an app context only when the active one is of "
+            "another app, or there is none",
+        ),
+        ("contexts.pop.restores", "Popping a context makes the one pushed before it active again"),
+        (
+            "contexts.pop.wrong",
+            "Popping a context that is not the active one raises AssertionError",
+        ),
+        ("contexts.g.app-context", "g belongs to the app context; each one starts empty"),
+        (
+            "contexts.session.request",
+            "session belongs to the request context and keeps what is set in it",
+        ),
+        (
+            "contexts.outside.app",
+            "Outside an app context, current_app and g raise RuntimeError",
+        ),
+        (
+            "contexts.outside.request",
+            "Outside a request context, request and session raise RuntimeError",
+        ),
+        (
+            "contexts.isolation.greenlet",
+            "Each greenlet has its own contexts and starts with none, without monkey-patching",
+        ),
+        ("contexts.isolation.thread", "Each thread has its own contexts and starts with none"),
+        (
+            "contexts.copy.request",
+            "A function from copy_current_request_context runs with that request and session",
+        ),
+        (
+            "contexts.copy.outside",
+            "copy_current_request_context outside a request context raises RuntimeError",
+        ),
+    ],
+)
+
+CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY + CONTEXTS)
 BY_ID = {clause.id: clause for clause in CLAUSES}
