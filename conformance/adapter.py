@@ -40,16 +40,18 @@ REQUIRED_METHODS: Mapping[str, tuple[str, ...]] = {
     "local": ("new_local", "release_local"),
     "stack": ("new_stack",),
     "proxy": ("new_local", "new_proxy"),
+    "contexts": ("new_app", "context_api"),
 }
 
 BUILTIN_ADAPTERS: Mapping[str, str] = {
     "reference": "conformance.adapters.reference:ReferenceAdapter",
     "werkzeug": "conformance.adapters.werkzeug:WerkzeugAdapter",
+    "flask": "conformance.adapters.flask:FlaskAdapter",
     "threading-local": "conformance.adapters.threading_local:ThreadingLocalAdapter",
     "naive": "conformance.adapters.naive:NaiveAdapter",
 }
 
-DEFAULT_ADAPTER = "werkzeug"
+DEFAULT_ADAPTER = "flask"
 
 
 class Adapter:
@@ -79,6 +81,16 @@ class Adapter:
         raise NotImplementedError
 
     def new_proxy(self, local: Any, name: str) -> Any:
+        raise NotImplementedError
+
+    def new_app(self, name: str) -> Any:
+        """An app with a secret key (sessions work), Flask's API: ``app_context()``,
+        ``test_request_context(path)``."""
+        raise NotImplementedError
+
+    def context_api(self) -> Any:
+        """A namespace with Flask's ``current_app``, ``g``, ``request``, ``session``,
+        ``has_app_context``, ``has_request_context``, ``copy_current_request_context``."""
         raise NotImplementedError
 
 

@@ -29,6 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from .adapter import KnownFailure
 from .clauses import Clause
 from .machines.base import ConformanceMachine, machine_class
+from .machines.contexts import ContextsMachine
 from .machines.local import LocalMachine
 from .machines.proxy import ProxyMachine
 from .machines.stack import StackMachine
@@ -42,6 +43,7 @@ MACHINES: dict[str, type[ConformanceMachine]] = {
     "local": LocalMachine,
     "stack": StackMachine,
     "proxy": ProxyMachine,
+    "contexts": ContextsMachine,
 }
 
 

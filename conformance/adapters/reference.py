@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import reference
+from reference import contexts
 from reference.local import Local, LocalStack
 from reference.proxy import LocalProxy
 
@@ -14,7 +15,7 @@ from ..profiles import CURRENT_PROFILE
 
 class ReferenceAdapter(Adapter):
     name = "reference"
-    capabilities = frozenset({"local", "stack", "proxy"})
+    capabilities = frozenset({"local", "stack", "proxy", "contexts"})
     profile = CURRENT_PROFILE
 
     def versions(self) -> dict[str, str]:
@@ -31,3 +32,9 @@ class ReferenceAdapter(Adapter):
 
     def new_proxy(self, local: Any, name: str) -> Any:
         return LocalProxy(local, name)
+
+    def new_app(self, name: str) -> Any:
+        return contexts.App(name, secret_key="ctxspec")
+
+    def context_api(self) -> Any:
+        return contexts
