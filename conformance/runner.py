@@ -30,6 +30,7 @@ from .adapter import KnownFailure
 from .clauses import Clause
 from .machines.base import ConformanceMachine, machine_class
 from .machines.contexts import ContextsMachine
+from .machines.lifecycle import LifecycleMachine
 from .machines.local import LocalMachine
 from .machines.proxy import ProxyMachine
 from .machines.stack import StackMachine
@@ -44,6 +45,7 @@ MACHINES: dict[str, type[ConformanceMachine]] = {
     "stack": StackMachine,
     "proxy": ProxyMachine,
     "contexts": ContextsMachine,
+    "lifecycle": LifecycleMachine,
 }
 
 
@@ -163,7 +165,10 @@ def check_clause(
     factory._hypothesis_internal_use_seed = clause_seed(options.seed, clause.id)  # type: ignore[attr-defined]
     if reproduce is not None:
         factory._hypothesis_internal_use_reproduce_failure = reproduce  # type: ignore[attr-defined]
-    phases = list(Phase) if shrink else [p for p in Phase if p is not Phase.shrink]
+    # Never Phase.explain: its notes are not part of a program, and on a failing clause it
+    # can cost many times what shrinking does.
+    skipped = {Phase.explain} if shrink else {Phase.explain, Phase.shrink}
+    phases = [p for p in Phase if p not in skipped]
     run_settings = settings(
         phases=phases,
         max_examples=examples,
@@ -264,15 +269,35 @@ def _program(lines: list[str], error: BaseException) -> tuple[str, Optional[str]
     notes = getattr(error, "__notes__", [])
     text.extend(str(note) for note in notes)
     blob = None
-    program = []
+    program: list[str] = []
+    open_brackets = 0  # a step whose arguments Hypothesis spread over several lines
     for chunk in text:
         for line in chunk.splitlines():
-            if "@reproduce_failure(" in line:
+            if open_brackets > 0:
+                program.append(line)
+                open_brackets += _bracket_balance(line)
+            elif "@reproduce_failure(" in line:
                 start = line.index("@reproduce_failure(")
                 blob = line[start:].split(" as a decorator")[0].strip()
             elif PROGRAM_LINE.match(line):  # the program's own lines; the rest is commentary
                 program.append(line)
+                open_brackets = max(0, _bracket_balance(line))
     return "\n".join(program), blob
+
+
+def _bracket_balance(line: str) -> int:
+    """Brackets a line opens minus those it closes (outside string literals, roughly)."""
+    balance, quote = 0, ""
+    for char in line:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            balance += 1
+        elif char in ")]}":
+            balance -= 1
+    return balance
 
 
 #: A line of a printed state-machine program: ``state = M()``, ``state.rule(...)`` or
