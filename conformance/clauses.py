@@ -19,6 +19,7 @@ SPEC_FILES = {
     "stack": "spec/localstack.md",
     "proxy": "spec/localproxy.md",
     "contexts": "spec/contexts.md",
+    "lifecycle": "spec/lifecycle.md",
 }
 
 
@@ -256,5 +257,40 @@ CONTEXTS = _clauses(
     ],
 )
 
-CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY + CONTEXTS)
+LIFECYCLE = _clauses(
+    "lifecycle",
+    [
+        (
+            "lifecycle.before",
+            "before_request functions run app first, in registration order, until one "
+            "answers or raises; the view runs only if none did",
+        ),
+        (
+            "lifecycle.after",
+            "after_this_request functions, then after_request functions of the blueprint "
+            "and then the app, newest first, process every response",
+        ),
+        (
+            "lifecycle.teardown",
+            "teardown_request functions, then teardown_appcontext functions, newest first, "
+            "run after every request with its unhandled error or None",
+        ),
+        (
+            "lifecycle.errors",
+            "An error goes to the blueprint's handler before the app's; an unhandled one "
+            "becomes a 500",
+        ),
+        (
+            "lifecycle.signals",
+            "Signals are sent in the lifecycle's order; got_request_exception only for an "
+            "unhandled error",
+        ),
+        (
+            "lifecycle.context",
+            "Every hook, handler and view runs with its own request's request and g",
+        ),
+    ],
+)
+
+CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY + CONTEXTS + LIFECYCLE)
 BY_ID = {clause.id: clause for clause in CLAUSES}

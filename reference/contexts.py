@@ -60,6 +60,20 @@ class App:
         """A request context for a GET of ``path`` (which may carry a query string)."""
         return RequestContext(self, Request(path))
 
+    # What pushing and popping contexts tells the app. Here, nothing happens; the
+    # lifecycle's app (reference/lifecycle.py) sends signals and runs teardown functions.
+    def app_context_pushed(self) -> None:
+        """Just after an app context of this app was pushed."""
+
+    def do_teardown_appcontext(self, exc: Optional[BaseException]) -> None:
+        """Just before an app context of this app is popped."""
+
+    def app_context_popped(self) -> None:
+        """Just after an app context of this app was popped."""
+
+    def do_teardown_request(self, exc: Optional[BaseException]) -> None:
+        """Just before a request context of this app is popped."""
+
     def __repr__(self) -> str:
         return f"<App {self.name!r}>"
 
@@ -129,19 +143,22 @@ class AppContext:
 
     def push(self) -> None:
         _app_contexts.push(self)
+        self.app.app_context_pushed()
 
-    def pop(self) -> None:
+    def pop(self, exc: Optional[BaseException] = None) -> None:
         """Pop this context, which must be the active one; if it is not, raise
-        AssertionError and change nothing."""
+        AssertionError and change nothing. ``exc`` is the error that ends it, if any."""
         _check_top(_app_contexts.top, self, "app")
+        self.app.do_teardown_appcontext(exc)
         _app_contexts.pop()
+        self.app.app_context_popped()
 
     def __enter__(self) -> AppContext:
         self.push()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.pop()
+    def __exit__(self, kind: object, exc: Optional[BaseException], tb: object) -> None:
+        self.pop(exc)
 
 
 class RequestContext:
@@ -156,6 +173,8 @@ class RequestContext:
         self.session = session
         # One entry per push of this context: the app context that push brought along.
         self._brought: list[Optional[AppContext]] = []
+        # Functions registered by after_this_request (reference/lifecycle.py).
+        self.after_this_request: list[Callable[[Any], Any]] = []
 
     def push(self) -> None:
         active = _app_contexts.top
@@ -166,14 +185,18 @@ class RequestContext:
         self._brought.append(brought)
         _request_contexts.push(self)
 
-    def pop(self) -> None:
+    def pop(self, exc: Optional[BaseException] = None) -> None:
         """Pop this context and the app context it brought along. It must be the active
-        one; if it is not, raise AssertionError and change nothing."""
+        one; if it is not, raise AssertionError and change nothing. ``exc`` is the error
+        that ends the request, if any: teardown functions receive it."""
         _check_top(_request_contexts.top, self, "request")
-        _request_contexts.pop()
-        brought = self._brought.pop()
-        if brought is not None:
-            brought.pop()
+        try:
+            self.app.do_teardown_request(exc)
+        finally:  # a teardown function that raises still leaves the context popped
+            _request_contexts.pop()
+            brought = self._brought.pop()
+            if brought is not None:
+                brought.pop(exc)
 
     def copy(self) -> RequestContext:
         """A new context for the same request and session, to push somewhere else."""
@@ -183,8 +206,8 @@ class RequestContext:
         self.push()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.pop()
+    def __exit__(self, kind: object, exc: Optional[BaseException], tb: object) -> None:
+        self.pop(exc)
 
 
 def _check_top(top: object, ctx: object, kind: str) -> None:

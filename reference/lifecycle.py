@@ -1,0 +1,342 @@
+"""A tiny Flask's request lifecycle: hooks, error handlers and signals around a view, in
+the order spec/lifecycle.md gives.
+
+The order is data: ``HOOK_ORDER`` says, for each kind of hook, whose functions run first
+and in which order they were registered; ``SIGNALS`` names the signals and what each
+carries. The dispatcher below reads both, and so do the spec's examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional, Union
+
+from . import contexts
+from .contexts import _active_request_context, g, request
+
+__all__ = ["App", "Blueprint", "abort", "after_this_request", "g", "request", "signals"]
+
+Hook = Callable[..., Any]
+ErrorKey = Union[int, type]
+
+# -- the order, as data ---------------------------------------------------------------------
+
+#: For each kind of hook: whose functions run first ("app" or "blueprint"), and whether
+#: each scope's functions run in registration order or reversed.
+HOOK_ORDER: Mapping[str, tuple[str, bool]] = {
+    "before_request": ("app", False),
+    "after_request": ("blueprint", True),
+    "teardown_request": ("blueprint", True),
+    "teardown_appcontext": ("app", True),
+}
+
+#: The signals, each with the keyword argument it carries (None: only the sender).
+SIGNALS: Mapping[str, Optional[str]] = {
+    "appcontext_pushed": None,
+    "request_started": None,
+    "got_request_exception": "exception",
+    "request_finished": "response",
+    "request_tearing_down": "exc",
+    "appcontext_tearing_down": "exc",
+    "appcontext_popped": None,
+}
+
+
+# -- signals --------------------------------------------------------------------------------
+
+
+class Signal:
+    """A named signal: receivers connected for one sender (or all) get every send."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._receivers: list[tuple[Callable[..., Any], Optional[object]]] = []
+
+    def connect(
+        self, receiver: Callable[..., Any], sender: Optional[object] = None, **_: Any
+    ) -> Any:
+        self._receivers.append((receiver, sender))
+        return receiver
+
+    def disconnect(self, receiver: Callable[..., Any], sender: Optional[object] = None) -> None:
+        self._receivers = [(r, s) for r, s in self._receivers if (r, s) != (receiver, sender)]
+
+    def send(self, sender: object, **kwargs: Any) -> None:
+        for receiver, wanted in list(self._receivers):
+            if wanted is None or wanted is sender:
+                receiver(sender, **kwargs)
+
+
+class _Signals:
+    def __init__(self, names: Iterable[str]) -> None:
+        for name in names:
+            setattr(self, name, Signal(name))
+
+
+signals: Any = _Signals(SIGNALS)
+
+
+# -- HTTP errors ----------------------------------------------------------------------------
+
+
+class HTTPException(Exception):
+    code = 500
+    name = "Internal Server Error"
+
+    def __init__(self, original_exception: Optional[BaseException] = None) -> None:
+        super().__init__(self.name)
+        self.original_exception = original_exception
+
+
+class Forbidden(HTTPException):
+    code, name = 403, "Forbidden"
+
+
+class NotFound(HTTPException):
+    code, name = 404, "Not Found"
+
+
+class InternalServerError(HTTPException):
+    code, name = 500, "Internal Server Error"
+
+
+HTTP_ERRORS: Mapping[int, type[HTTPException]] = {
+    cls.code: cls for cls in (Forbidden, NotFound, InternalServerError)
+}
+
+
+def abort(code: int) -> None:
+    raise HTTP_ERRORS[code]()
+
+
+class Response:
+    def __init__(self, body: str, status_code: int = 200) -> None:
+        self.body = body
+        self.status_code = status_code
+
+    def get_data(self, as_text: bool = False) -> Union[str, bytes]:
+        return self.body if as_text else self.body.encode()
+
+
+def make_response(rv: Any) -> Response:
+    """A view's or handler's return value as a response: a Response, a string, a
+    ``(body, status)`` pair, or an HTTPException."""
+    if isinstance(rv, Response):
+        return rv
+    if isinstance(rv, HTTPException):
+        return Response(rv.name, rv.code)
+    if isinstance(rv, tuple):
+        body, status = rv
+        return Response(body, status)
+    return Response(str(rv))
+
+
+# -- apps and blueprints --------------------------------------------------------------------
+
+
+class Scope:
+    """What apps and blueprints share: hooks, error handlers and views."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.hooks: dict[str, list[Hook]] = {kind: [] for kind in HOOK_ORDER}
+        self.error_handlers: dict[ErrorKey, Hook] = {}
+        self.views: dict[str, Hook] = {}
+
+    def _register(self, kind: str) -> Callable[[Hook], Hook]:
+        def register(f: Hook) -> Hook:
+            self.hooks[kind].append(f)
+            return f
+
+        return register
+
+    def before_request(self, f: Hook) -> Hook:
+        return self._register("before_request")(f)
+
+    def after_request(self, f: Hook) -> Hook:
+        return self._register("after_request")(f)
+
+    def teardown_request(self, f: Hook) -> Hook:
+        return self._register("teardown_request")(f)
+
+    def errorhandler(self, key: ErrorKey) -> Callable[[Hook], Hook]:
+        def register(f: Hook) -> Hook:
+            self.error_handlers[key] = f
+            return f
+
+        return register
+
+    def add_url_rule(self, rule: str, endpoint: str, view: Hook) -> None:
+        self.views[rule] = view
+
+
+class Blueprint(Scope):
+    def __init__(self, name: str, import_name: str = "") -> None:
+        super().__init__(name)
+
+
+class App(contexts.App, Scope):
+    """An app that answers requests: ``app.test_client().get(path)``."""
+
+    def __init__(self, name: str, secret_key: Optional[str] = None) -> None:
+        contexts.App.__init__(self, name, secret_key)
+        Scope.__init__(self, name)
+        self.blueprints: dict[str, tuple[Blueprint, str]] = {}
+
+    def teardown_appcontext(self, f: Hook) -> Hook:
+        return self._register("teardown_appcontext")(f)
+
+    def register_blueprint(self, blueprint: Blueprint, url_prefix: str = "") -> None:
+        self.blueprints[blueprint.name] = (blueprint, url_prefix)
+
+    def test_client(self) -> Client:
+        return Client(self)
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def handle(self, path: str) -> Response:
+        """Answer a GET of ``path``, the way Flask's ``wsgi_app`` does."""
+        ctx = self.test_request_context(path)
+        error: Optional[BaseException] = None
+        try:
+            ctx.push()
+            try:
+                return self.full_dispatch_request()
+            except Exception as e:
+                error = e
+                return self.handle_exception(e)
+        finally:
+            ctx.pop(error)
+
+    def full_dispatch_request(self) -> Response:
+        self.send("request_started")
+        try:
+            rv = self.run_hooks("before_request", stop_on_value=True)
+            if rv is None:
+                rv = self.dispatch_request()
+        except Exception as e:
+            rv = self.handle_user_exception(e)
+        return self.finalize_request(rv)
+
+    def dispatch_request(self) -> Any:
+        view = self.match(_active_request_context().request.path)[1]
+        if view is None:
+            raise NotFound()
+        return view()
+
+    def handle_user_exception(self, e: Exception) -> Any:
+        """A handled error's response; an unhandled one is raised again."""
+        handler = self.find_error_handler(e)
+        if handler is not None:
+            return handler(e)
+        if isinstance(e, HTTPException):
+            return e
+        raise e
+
+    def handle_exception(self, e: Exception) -> Response:
+        """An unhandled error: told to got_request_exception, answered with a 500."""
+        self.send("got_request_exception", exception=e)
+        server_error = InternalServerError(original_exception=e)
+        handler = self.find_error_handler(server_error)
+        rv = handler(server_error) if handler is not None else server_error
+        return self.finalize_request(rv, from_error_handler=True)
+
+    def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
+        response = make_response(rv)
+        try:
+            for f in _active_request_context().after_this_request:
+                response = f(response)
+            response = self.run_hooks("after_request", response)
+            self.send("request_finished", response=response)
+        except Exception:
+            if not from_error_handler:
+                raise
+        return response
+
+    # -- hooks and handlers -----------------------------------------------------------------
+    def scopes(self, first: str) -> list[Scope]:
+        """The app and the current request's blueprint (if any), ``first`` first."""
+        blueprint = self.current_blueprint()
+        found: list[Scope] = [self] if blueprint is None else [self, blueprint]
+        return found if first == "app" else found[::-1]
+
+    def current_blueprint(self) -> Optional[Blueprint]:
+        if not contexts.has_request_context():
+            return None
+        return self.match(_active_request_context().request.path)[0]
+
+    def match(self, path: str) -> tuple[Optional[Blueprint], Optional[Hook]]:
+        """The blueprint and view a path leads to; (None, None) if it leads nowhere."""
+        if path in self.views:
+            return None, self.views[path]
+        for blueprint, prefix in self.blueprints.values():
+            if path.startswith(prefix) and path[len(prefix) :] in blueprint.views:
+                return blueprint, blueprint.views[path[len(prefix) :]]
+        return None, None
+
+    def run_hooks(self, kind: str, *args: Any, stop_on_value: bool = False) -> Any:
+        """Run every function of one kind of hook in ``HOOK_ORDER``. Before-request
+        functions stop at the first that returns a value; after-request functions pass
+        the response along; the others get ``args`` and return nothing."""
+        first, reverse = HOOK_ORDER[kind]
+        scopes = [self] if kind == "teardown_appcontext" else self.scopes(first)
+        value = args[0] if args else None
+        for scope in scopes:
+            functions = scope.hooks[kind]
+            for f in reversed(functions) if reverse else functions:
+                if kind == "after_request":
+                    value = f(value)
+                elif stop_on_value:
+                    rv = f()
+                    if rv is not None:
+                        return rv
+                else:
+                    f(*args)
+        return value if kind == "after_request" else None
+
+    def find_error_handler(self, e: Exception) -> Optional[Hook]:
+        """The handler for ``e``: by HTTP code first, then by class; in each, the
+        blueprint's before the app's, and the closest class in ``e``'s MRO."""
+        code = e.code if isinstance(e, HTTPException) else None
+        for key_kind in ("code", "class"):
+            if key_kind == "code" and code is None:
+                continue
+            for scope in self.scopes("blueprint"):
+                if key_kind == "code" and code in scope.error_handlers:
+                    return scope.error_handlers[code]
+                if key_kind == "class":
+                    for cls in type(e).__mro__:
+                        if cls in scope.error_handlers:
+                            return scope.error_handlers[cls]
+        return None
+
+    # -- what contexts tell the app ---------------------------------------------------------
+    def send(self, name: str, **kwargs: Any) -> None:
+        getattr(signals, name).send(self, **kwargs)
+
+    def app_context_pushed(self) -> None:
+        self.send("appcontext_pushed")
+
+    def do_teardown_request(self, exc: Optional[BaseException]) -> None:
+        self.run_hooks("teardown_request", exc)
+        self.send("request_tearing_down", exc=exc)
+
+    def do_teardown_appcontext(self, exc: Optional[BaseException]) -> None:
+        self.run_hooks("teardown_appcontext", exc)
+        self.send("appcontext_tearing_down", exc=exc)
+
+    def app_context_popped(self) -> None:
+        self.send("appcontext_popped")
+
+
+class Client:
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def get(self, path: str) -> Response:
+        return self.app.handle(path)
+
+
+def after_this_request(f: Hook) -> Hook:
+    """Run ``f`` on this request's response, before the after_request functions."""
+    _active_request_context().after_this_request.append(f)
+    return f
