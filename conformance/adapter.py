@@ -41,6 +41,7 @@ REQUIRED_METHODS: Mapping[str, tuple[str, ...]] = {
     "stack": ("new_stack",),
     "proxy": ("new_local", "new_proxy"),
     "contexts": ("new_app", "context_api"),
+    "lifecycle": ("new_app", "lifecycle_api"),
 }
 
 BUILTIN_ADAPTERS: Mapping[str, str] = {
@@ -91,6 +92,12 @@ class Adapter:
     def context_api(self) -> Any:
         """A namespace with Flask's ``current_app``, ``g``, ``request``, ``session``,
         ``has_app_context``, ``has_request_context``, ``copy_current_request_context``."""
+        raise NotImplementedError
+
+    def lifecycle_api(self) -> Any:
+        """A namespace with Flask's ``Blueprint``, ``abort``, ``after_this_request``,
+        ``signals``, ``request`` and ``g``; ``new_app`` then gives apps with Flask's hook
+        decorators, ``add_url_rule``, ``register_blueprint`` and ``test_client()``."""
         raise NotImplementedError
 
 

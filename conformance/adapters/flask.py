@@ -13,7 +13,7 @@ from .werkzeug import WerkzeugAdapter
 
 class FlaskAdapter(WerkzeugAdapter):
     name = "flask"
-    capabilities = frozenset({"local", "stack", "proxy", "contexts"})
+    capabilities = frozenset({"local", "stack", "proxy", "contexts", "lifecycle"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +31,11 @@ class FlaskAdapter(WerkzeugAdapter):
         app.secret_key = "ctxspec"
         # The production path for errors: no test-mode propagation (spec/contexts.md).
         app.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+        app.logger.disabled = True  # the errors it would log are the machines' own doing
         return app
 
     def context_api(self) -> Any:
+        return self._flask
+
+    def lifecycle_api(self) -> Any:
         return self._flask

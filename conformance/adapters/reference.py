@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import reference
-from reference import contexts
+from reference import contexts, lifecycle
 from reference.local import Local, LocalStack
 from reference.proxy import LocalProxy
 
@@ -15,7 +15,7 @@ from ..profiles import CURRENT_PROFILE
 
 class ReferenceAdapter(Adapter):
     name = "reference"
-    capabilities = frozenset({"local", "stack", "proxy", "contexts"})
+    capabilities = frozenset({"local", "stack", "proxy", "contexts", "lifecycle"})
     profile = CURRENT_PROFILE
 
     def versions(self) -> dict[str, str]:
@@ -34,7 +34,10 @@ class ReferenceAdapter(Adapter):
         return LocalProxy(local, name)
 
     def new_app(self, name: str) -> Any:
-        return contexts.App(name, secret_key="ctxspec")
+        return lifecycle.App(name, secret_key="ctxspec")
 
     def context_api(self) -> Any:
         return contexts
+
+    def lifecycle_api(self) -> Any:
+        return lifecycle
