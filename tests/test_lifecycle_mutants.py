@@ -1,0 +1,149 @@
+"""The lifecycle machine checks itself: real Flask, patched while the test runs so that
+one part of the lifecycle goes wrong, is caught by that part's clause with a short
+shrunk program. (The reference is the machine's model, so it cannot be the mutant.)
+
+Slow: run with ``pytest -m slow`` (tox env ``mutants``)."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any, Callable
+
+import pytest
+
+from conformance.clauses import BY_ID
+from conformance.runner import BUDGETS, RunOptions, check_clause
+
+pytestmark = pytest.mark.slow
+
+flask = pytest.importorskip("flask")
+if int(metadata.version("flask").split(".")[0]) < 3:
+    pytest.skip("the patches below follow Flask 3's internals", allow_module_level=True)
+
+from conformance.adapters.flask import FlaskAdapter  # noqa: E402
+
+#: The longest acceptable shrunk program, counting ``state = ...`` and ``state.teardown()``.
+MAX_PROGRAM_LINES = 6
+
+Patch = Callable[[Any], None]
+
+
+class PatchedFlaskAdapter(FlaskAdapter):
+    """Real Flask, with each new app changed by ``patch``."""
+
+    def __init__(self, patch: Patch) -> None:
+        super().__init__()
+        self.patch = patch
+
+    def new_app(self, name: str) -> Any:
+        app = super().new_app(name)
+        self.patch(app)
+        return app
+
+
+class RegistrationOrder(list):  # type: ignore[type-arg]
+    """A list whose reversed() is its own order: "newest first" becomes "oldest first"."""
+
+    def __reversed__(self) -> Any:
+        return iter(list(self))
+
+
+def after_request_in_registration_order(app: Any) -> None:
+    original = app.process_response
+
+    def process_response(response: Any) -> Any:
+        saved = dict(app.after_request_funcs)
+        app.after_request_funcs.update({k: RegistrationOrder(v) for k, v in saved.items()})
+        try:
+            return original(response)
+        finally:
+            app.after_request_funcs.update(saved)
+
+    app.process_response = process_response
+
+
+def teardown_skips_blueprints(app: Any) -> None:
+    original = app.do_teardown_request
+
+    def do_teardown_request(*args: Any) -> None:
+        saved = {k: v for k, v in app.teardown_request_funcs.items() if k is not None}
+        for key in saved:
+            del app.teardown_request_funcs[key]
+        try:
+            original(*args)
+        finally:
+            app.teardown_request_funcs.update(saved)
+
+    app.do_teardown_request = do_teardown_request
+
+
+def request_finished_before_after_request(app: Any) -> None:
+    original = app.process_response
+
+    def process_response(response: Any) -> Any:
+        flask.signals.request_finished.send(app, response=response)
+        return original(response)
+
+    app.process_response = process_response
+
+
+def before_request_never_stops(app: Any) -> None:
+    def preprocess_request() -> Any:
+        answer = None
+        for name in (None, *reversed(flask.request.blueprints)):
+            for function in app.before_request_funcs.get(name, ()):
+                rv = function()
+                answer = rv if answer is None else answer
+        return answer
+
+    app.preprocess_request = preprocess_request
+
+
+def app_handlers_first(app: Any) -> None:
+    original = app._find_error_handler
+
+    def find_error_handler(error: Any, blueprints: Any) -> Any:
+        return original(error, []) or original(error, blueprints)
+
+    app._find_error_handler = find_error_handler
+
+
+MUTANTS = [
+    pytest.param(after_request_in_registration_order, "lifecycle.after", id="after-in-order"),
+    pytest.param(teardown_skips_blueprints, "lifecycle.teardown", id="teardown-skips-bp"),
+    pytest.param(
+        request_finished_before_after_request, "lifecycle.signals", id="finished-too-early"
+    ),
+    pytest.param(before_request_never_stops, "lifecycle.before", id="before-never-stops"),
+    pytest.param(app_handlers_first, "lifecycle.errors", id="app-handlers-first"),
+]
+
+
+def check(adapter: Any, clause: str) -> Any:
+    return check_clause(adapter, BY_ID[clause], RunOptions(BUDGETS["ci"], seed=0, timeout=60))
+
+
+@pytest.mark.parametrize(("patch", "clause"), MUTANTS)
+def test_patched_flask_is_caught_by_its_clause(patch: Patch, clause: str) -> None:
+    result = check(PatchedFlaskAdapter(patch), clause)
+    assert result.verdict == "failed", result.reason
+    assert result.failure is not None
+    assert result.failure.clause == clause, result.failure.message
+    lines = result.failure.program.splitlines()
+    assert lines[0] == "state = LifecycleMachine()"
+    assert lines[-1] == "state.teardown()"
+    assert len(lines) <= MAX_PROGRAM_LINES, result.failure.program
+
+
+def test_request_that_is_not_its_own_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """request stuck on the first request it ever saw: hooks see another request."""
+    from werkzeug.local import LocalProxy
+
+    first: dict[str, Any] = {}
+    real = flask.globals.request
+    monkeypatch.setattr(
+        flask, "request", LocalProxy(lambda: first.setdefault("r", real._get_current_object()))
+    )
+    result = check(FlaskAdapter(), "lifecycle.context")
+    assert result.verdict == "failed", result.reason
+    assert result.failure is not None and result.failure.clause == "lifecycle.context"
