@@ -24,9 +24,6 @@ from typing import Optional
 
 from conformance import cli
 
-#: The capabilities whose clauses are timed: the ones this part of the spec covers.
-CAPABILITIES = ("local", "stack", "proxy")
-
 
 @dataclass
 class CiRun:
