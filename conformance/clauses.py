@@ -289,6 +289,11 @@ LIFECYCLE = _clauses(
             "lifecycle.context",
             "Every hook, handler and view runs with its own request's request and g",
         ),
+        (
+            "lifecycle.interleaved",
+            "Requests in flight at once, in greenlets or threads, each run their own "
+            "lifecycle with their own request and g",
+        ),
     ],
 )
 

@@ -18,6 +18,11 @@ between actors, only handoffs.
 * Task actors wait on an asyncio queue; the driver runs the event loop until the reply
   arrives. Only the addressed task has work, so the loop's choice is forced.
 
+An operation run by a greenlet or thread actor may *pause* part-way (``Actor.pause``,
+called from inside the operation): control goes back to the driver, which later
+``resume``s it. The lifecycle machine pauses a request at every hook, so several requests
+are in flight at once and the driver chooses, step by step, which one moves on.
+
 Actors are spawned *from* another actor (``spawn(kind, parent=...)``), which matters
 for what they inherit: a task copies its creator's context; a greenlet or a thread
 starts with an empty one.
@@ -32,9 +37,23 @@ from typing import Any, Callable, Optional
 
 import greenlet
 
-from .outcome import Outcome, Returned, capture
+from .outcome import Outcome, Raised, Returned, capture
 
 KINDS = ("main", "greenlet", "thread", "task")
+
+
+class Paused:
+    """What ``run`` or ``resume`` returns when the operation paused instead of ending."""
+
+    def __repr__(self) -> str:
+        return "PAUSED"
+
+
+#: The one Paused value.
+PAUSED = Paused()
+
+#: What a paused thread actor is handed to go on.
+_RESUME = object()
 
 
 class ActorHung(BaseException):
@@ -52,9 +71,33 @@ class Actor:
         self.name = name
         self.finished = False
 
-    def run(self, operation: Callable[[], Any]) -> Outcome:
-        """Run ``operation`` in this actor and return its outcome."""
+    def run(self, operation: Callable[[], Any]) -> Any:
+        """Run ``operation`` in this actor and return its outcome (an ``Outcome``), or
+        ``PAUSED`` if the operation paused (greenlet and thread actors only)."""
         raise NotImplementedError
+
+    @property
+    def paused(self) -> bool:
+        """Is an operation of this actor paused, waiting for ``resume``?"""
+        return False
+
+    def pause(self) -> None:
+        """Called from inside this actor's running operation: hand control back to the
+        driver until it calls ``resume``."""
+        raise RuntimeError(f"a {self.kind} actor cannot pause")
+
+    def resume(self) -> Any:
+        """Go on with the paused operation: its outcome, or ``PAUSED`` again."""
+        raise RuntimeError(f"{self.name} has no paused operation")
+
+    def complete(self) -> Outcome:
+        """Resume the paused operation until it ends (a paused request must not be left
+        half done: its contexts would stay pushed)."""
+        outcome = self.resume()
+        while outcome is PAUSED:
+            outcome = self.resume()
+        assert isinstance(outcome, (Returned, Raised))
+        return outcome
 
     def finish(self) -> None:
         """End this actor's flow of control, so that what it owns can be freed."""
@@ -84,6 +127,7 @@ class GreenletActor(Actor):
         # must return to the driver, never resume an actor suspended mid-handoff.
         self._greenlet: Optional[greenlet.greenlet] = greenlet.greenlet(self._serve, parent=driver)
         self._caller: Optional[greenlet.greenlet] = None
+        self._paused = False
 
     def _serve(self, operation: Optional[Callable[[], Any]]) -> None:
         # No local variable may hold an outcome between operations: it would keep the
@@ -92,13 +136,32 @@ class GreenletActor(Actor):
             assert self._caller is not None
             operation = self._caller.switch(capture(operation))
 
-    def run(self, operation: Callable[[], Any]) -> Outcome:
+    def run(self, operation: Callable[[], Any]) -> Any:
         assert self._greenlet is not None, f"{self.name} has finished"
+        assert not self._paused, f"{self.name} has a paused operation"
         self._caller = greenlet.getcurrent()
-        outcome: Outcome = self._greenlet.switch(operation)
-        return outcome
+        return self._greenlet.switch(operation)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        assert greenlet.getcurrent() is self._greenlet, f"pause called outside {self.name}"
+        assert self._caller is not None
+        self._paused = True
+        self._caller.switch(PAUSED)  # back here when resumed
+
+    def resume(self) -> Any:
+        if not self._paused or self._greenlet is None:
+            return super().resume()
+        self._paused = False
+        self._caller = greenlet.getcurrent()
+        return self._greenlet.switch()
 
     def finish(self) -> None:
+        if self._paused:
+            self.complete()
         if self._greenlet is not None and not self._greenlet.dead:
             if self._greenlet:  # started: let it leave its loop
                 self._caller = greenlet.getcurrent()
@@ -118,7 +181,8 @@ class ThreadActor(Actor):
         super().__init__(name)
         self._hang_timeout = hang_timeout
         self._inbox: queue.Queue[Optional[Callable[[], Any]]] = queue.Queue()
-        self._outbox: queue.Queue[Outcome] = queue.Queue()
+        self._outbox: queue.Queue[Any] = queue.Queue()
+        self._paused = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -129,14 +193,38 @@ class ThreadActor(Actor):
                 return
             self._outbox.put(capture(operation))
 
-    def run(self, operation: Callable[[], Any]) -> Outcome:
+    def run(self, operation: Callable[[], Any]) -> Any:
+        assert not self._paused, f"{self.name} has a paused operation"
         self._inbox.put(operation)
+        return self._reply()
+
+    def _reply(self) -> Any:
         try:
             return self._outbox.get(timeout=self._hang_timeout)
         except queue.Empty:
             raise ActorHung(f"{self.name} gave no answer within {self._hang_timeout:g} s") from None
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        assert threading.current_thread() is self._thread, f"pause called outside {self.name}"
+        self._paused = True
+        self._outbox.put(PAUSED)
+        handed = self._inbox.get()  # nothing runs here until the driver resumes us
+        assert handed is _RESUME
+
+    def resume(self) -> Any:
+        if not self._paused:
+            return super().resume()
+        self._paused = False
+        self._inbox.put(_RESUME)  # type: ignore[arg-type]
+        return self._reply()
+
     def finish(self) -> None:
+        if self._paused:
+            self.complete()
         if not self.finished:
             self._inbox.put(None)
             self._thread.join(self._hang_timeout)

@@ -5,18 +5,29 @@ its own. Blocks in other languages (```console, ```json, ```toml) are shown, not
 Sybil also finds a ```python block nested in a longer fence (the clause template in
 README.md), so such a block must run too.
 
+The examples of contexts.md and lifecycle.md run twice: against the reference, and
+against real Flask (test IDs ``sybil:flask,line:...``), with ``reference.contexts`` and
+``reference.lifecycle`` standing for Flask (``on_flask.py``). So what they show is known
+to be true of the Flask that is installed, not only of the reference. Without Flask, only
+the reference runs.
+
 Works with Sybil 10 (Python >= 3.11) and Sybil 9.x (Python 3.9 and 3.10): both have
-``Sybil``, ``sybil.parsers.markdown.CodeBlockParser`` and
-``sybil.evaluators.python.PythonEvaluator`` with the signatures used here.
+``Sybil`` (with ``name``, and ``+`` for a collection), ``sybil.parsers.markdown.CodeBlockParser``
+and ``sybil.evaluators.python.PythonEvaluator`` with the signatures used here.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from typing import Any
 
 from sybil import Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.markdown import CodeBlockParser
+
+#: The chapters whose examples are about Flask, and so also run against it.
+ABOUT_FLASK = ["contexts.md", "lifecycle.md"]
 
 
 class FreshNamespace(PythonEvaluator):
@@ -28,7 +39,34 @@ class FreshNamespace(PythonEvaluator):
         super().__call__(example)
 
 
-pytest_collect_file = Sybil(
+class OnFlask(FreshNamespace):
+    """Run each example with the reference's context and lifecycle modules standing for
+    real Flask."""
+
+    def __call__(self, example: Any) -> None:
+        __tracebackhide__ = True
+        from on_flask import MODULES
+
+        saved = {name: sys.modules.get(name) for name in MODULES}
+        sys.modules.update(MODULES)
+        try:
+            super().__call__(example)
+        finally:
+            for name, module in saved.items():
+                if module is not None:
+                    sys.modules[name] = module
+
+
+reference_run = Sybil(
     parsers=[CodeBlockParser(language="python", evaluator=FreshNamespace())],
     patterns=["*.md"],
-).pytest()
+)
+if importlib.util.find_spec("flask") is not None:
+    flask_run = Sybil(
+        parsers=[CodeBlockParser(language="python", evaluator=OnFlask())],
+        patterns=ABOUT_FLASK,
+        name="flask",
+    )
+    pytest_collect_file = (reference_run + flask_run).pytest()
+else:
+    pytest_collect_file = reference_run.pytest()

@@ -6,6 +6,7 @@ Slow: run with ``pytest -m slow`` (tox env ``mutants``)."""
 
 from __future__ import annotations
 
+import threading
 from importlib import metadata
 from typing import Any, Callable
 
@@ -108,6 +109,25 @@ def app_handlers_first(app: Any) -> None:
     app._find_error_handler = find_error_handler
 
 
+def g_per_thread(app: Any) -> None:
+    """g kept per thread (a threading.local): the greenlets of one thread share it."""
+    original = app.app_ctx_globals_class
+    per_thread = threading.local()
+
+    def globals_of_this_thread() -> Any:
+        if not hasattr(per_thread, "g"):
+            per_thread.g = original()
+        return per_thread.g
+
+    app.app_ctx_globals_class = globals_of_this_thread
+
+
+def g_shared_by_every_request(app: Any) -> None:
+    """One g for the app, in every thread and greenlet."""
+    shared = app.app_ctx_globals_class()
+    app.app_ctx_globals_class = lambda: shared
+
+
 MUTANTS = [
     pytest.param(after_request_in_registration_order, "lifecycle.after", id="after-in-order"),
     pytest.param(teardown_skips_blueprints, "lifecycle.teardown", id="teardown-skips-bp"),
@@ -116,6 +136,8 @@ MUTANTS = [
     ),
     pytest.param(before_request_never_stops, "lifecycle.before", id="before-never-stops"),
     pytest.param(app_handlers_first, "lifecycle.errors", id="app-handlers-first"),
+    pytest.param(g_per_thread, "lifecycle.interleaved", id="g-per-thread"),
+    pytest.param(g_shared_by_every_request, "lifecycle.interleaved", id="g-shared"),
 ]
 
 

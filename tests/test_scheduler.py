@@ -15,7 +15,7 @@ import greenlet
 import pytest
 
 from conformance.outcome import Raised, Returned, capture, unwrap
-from conformance.scheduler import ActorHung, Scheduler
+from conformance.scheduler import PAUSED, ActorHung, Scheduler
 
 #: Read and written by actors; every test runs in a copy of the context, so what main sets
 #: never outlives the test.
@@ -188,6 +188,66 @@ def test_outcomes_record_returns_and_exceptions(scheduler, kind):
     assert outcome.describe() == "raised KeyError: 'missing'"
     with pytest.raises(KeyError):
         unwrap(outcome)
+
+
+# -- pausing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["greenlet", "thread"])
+@in_fresh_context
+def test_paused_operations_interleave_in_the_drivers_order(scheduler, kind):
+    """Two operations that pause part-way go on exactly when the driver resumes them, each
+    in its own context, and end with their own outcomes."""
+    trace: list[str] = []
+    first, second = scheduler.spawn(kind), scheduler.spawn(kind)
+
+    def operation(actor: Any, name: str) -> Callable[[], str]:
+        def run() -> str:
+            var.set(name)
+            for step in range(3):
+                trace.append(f"{name}{step}:{read_var()}")
+                actor.pause()
+            return name
+
+        return run
+
+    assert first.run(operation(first, "a")) is PAUSED
+    assert second.run(operation(second, "b")) is PAUSED
+    assert first.paused and second.paused
+    assert second.resume() is PAUSED
+    assert first.resume() is PAUSED
+    assert first.resume() is PAUSED
+    assert first.resume() == Returned("a")
+    assert not first.paused
+    assert second.complete() == Returned("b")
+    assert trace == ["a0:a", "b0:b", "b1:b", "a1:a", "a2:a", "b2:b"]
+    assert read_var() == "<empty>"
+
+
+@pytest.mark.parametrize("kind", ["greenlet", "thread"])
+def test_finishing_a_paused_actor_completes_its_operation(scheduler, kind):
+    """An actor finished while paused runs its operation to the end first, so that
+    nothing it began (a pushed context) is left half done."""
+    done: list[str] = []
+    actor = scheduler.spawn(kind)
+
+    def operation() -> None:
+        actor.pause()
+        done.append("ended")
+
+    assert actor.run(operation) is PAUSED
+    scheduler.finish(actor)
+    assert done == ["ended"]
+
+
+@pytest.mark.parametrize("kind", ["main", "task"])
+def test_main_and_tasks_cannot_pause(scheduler, kind):
+    """Only greenlets and threads can hand control back mid-operation."""
+    actor = scheduler.main if kind == "main" else scheduler.spawn(kind)
+    outcome = actor.run(actor.pause)
+    assert isinstance(outcome, Raised) and "cannot pause" in str(outcome.error)
+    with pytest.raises(RuntimeError, match="no paused operation"):
+        actor.resume()
 
 
 def test_capture_lets_base_exceptions_through():

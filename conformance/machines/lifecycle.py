@@ -8,6 +8,14 @@ A trace is the list of events the plan's functions record: ``before_request:bp1`
 ``teardown_request:app2(Unhandled)``. Each hook also checks that ``request`` and ``g``
 are its own request's, and records ``context:...`` if not. The first event where the
 traces part tells which clause is broken (``CLAUSE_OF_EVENT``).
+
+For ``lifecycle.interleaved`` the requests to the adapter's app run in greenlet and thread
+actors, and pause at every event they record: several are in flight at once and the
+drawn program says which one goes on (at the end, those left go on in turn). Each must
+still give the trace the reference gives for it alone. A trace that differs only when
+interleaved (the same request, run alone, gives the right one) breaks
+``lifecycle.interleaved``; one that differs alone too breaks the clause of its event, as
+in the plain runs.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from hypothesis.stateful import initialize, rule
 import reference.lifecycle
 
 from ..outcome import Outcome, Raised, Returned, capture
-from .base import ConformanceMachine
+from ..scheduler import PAUSED, Actor
+from .base import ConformanceMachine, named_like
 
 SCOPES = ("app", "bp")
 #: What a before_request function does.
@@ -94,22 +103,46 @@ scope_plans = st.builds(
 plans = st.builds(Plan, app=scope_plans, bp=scope_plans, teardown_appcontext=st.integers(0, 2))
 
 
+#: The kinds of actor an interleaved run sends requests from.
+ACTOR_KINDS = ("greenlet", "thread")
+#: Most requests in flight at once in an interleaved run.
+MAX_IN_FLIGHT = 3
+
+
 @dataclass
 class Request:
-    """What the request being dispatched does, as the recording functions read it."""
+    """What a request does, as the recording functions read it. ``number`` goes in its
+    query string (``?n=3``), so that a hook can tell its own request from another."""
 
     path: str
     view: str
     after_this_request: bool
-    token: object
+    number: int
+
+    @property
+    def url(self) -> str:
+        return f"{self.path}?n={self.number}"
+
+    def describe(self) -> str:
+        what = f"GET {self.url} (view: {self.view}"
+        return what + (", after_this_request)" if self.after_this_request else ")")
+
+
+class Dispatch:
+    """One request sent to one built app: its own trace, and the token its g is marked
+    with when it starts."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.trace: list[str] = []
+        self.token = object()
 
 
 class Built:
     """One app built from a plan with one framework, and the trace it records."""
 
-    def __init__(self, api: Any, app: Any, plan: Plan, machine: LifecycleMachine) -> None:
+    def __init__(self, api: Any, app: Any, plan: Plan, machine: LifecycleBase) -> None:
         self.api, self.app, self.machine = api, app, machine
-        self.trace: list[str] = []
         self.receivers: list[tuple[Any, Callable[..., Any]]] = []
         blueprint = api.Blueprint("bp", __name__)
         for scope, target, scope_plan in (("app", app, plan.app), ("bp", blueprint, plan.bp)):
@@ -136,10 +169,12 @@ class Built:
         for signal, receiver in self.receivers:
             signal.disconnect(receiver, self.app)
 
-    def dispatch(self) -> Outcome:
-        self.trace = []
-        request = self.machine.request
-        outcome = capture(lambda: self.app.test_client().get(request.path).status_code)
+    def dispatch(self, dispatch: Dispatch) -> Outcome:
+        """Send the request and return its status code (or what it raised), in whichever
+        actor calls this; the recording functions find ``dispatch`` as the machine's
+        current one."""
+        self.machine.current = dispatch
+        outcome = capture(lambda: self.app.test_client().get(dispatch.request.url).status_code)
         if isinstance(outcome, Raised):  # compare the type, not the object
             return Returned(f"raised {outcome.type.__name__}")
         return outcome
@@ -147,17 +182,18 @@ class Built:
     # -- what the plan's functions do -------------------------------------------------------
     def record(self, event: str, request_too: bool = True) -> None:
         """Record ``event``, and whether this function sees its own request's g (and
-        request, where there is one)."""
-        self.trace.append(event)
-        wanted = self.machine.request
-        api = self.api
+        request, where there is one); then let the machine pause this request."""
+        current = self.machine.current
+        current.trace.append(event)
+        wanted, api = current.request, self.api
         seen_g = capture(lambda: api.g.get(MARKER))
-        if not (isinstance(seen_g, Returned) and seen_g.value is wanted.token):
-            self.trace.append(f"context:g in {event}")
+        if not (isinstance(seen_g, Returned) and seen_g.value is current.token):
+            current.trace.append(f"context:g in {event}")
         if request_too:
-            seen_path = capture(lambda: api.request.path)
-            if not (isinstance(seen_path, Returned) and seen_path.value == wanted.path):
-                self.trace.append(f"context:request in {event}")
+            seen = capture(lambda: (api.request.path, api.request.args.get("n")))
+            if seen != Returned((wanted.path, str(wanted.number))):
+                current.trace.append(f"context:request in {event}")
+        self.machine.checkpoint()
 
     def before(self, scope: str, n: int, behaviour: str) -> Callable[[], Any]:
         def before_request() -> Any:
@@ -194,7 +230,7 @@ class Built:
         return errorhandler
 
     def view(self) -> Any:
-        request = self.machine.request
+        request = self.machine.current.request
         self.record("view")
         if request.after_this_request:
 
@@ -218,19 +254,23 @@ class Built:
             shown = "" if carried in (None, "response") else f"({type(value).__name__})"
             if value is None and carried in ("exc",):
                 shown = "(None)"
-            self.trace.append(f"signal:{name}{shown}")
+            current = self.machine.current
+            current.trace.append(f"signal:{name}{shown}")
             if name == "request_started":  # mark this request's g, for every later check
-                setattr(self.api.g, MARKER, self.machine.request.token)
+                setattr(self.api.g, MARKER, current.token)
+            self.machine.checkpoint()
 
         return receiver
 
 
-class LifecycleMachine(ConformanceMachine):
-    """Rules: ``build`` (once: the plan) and ``dispatch`` (a request through both)."""
+class LifecycleBase(ConformanceMachine):
+    """What both lifecycle machines share: the plan built twice (``build``, their first
+    rule), the model's dispatch, and the comparison."""
 
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__(adapter, target, hang_timeout)
-        self.request = Request("/", "ok", False, object())
+        self.current = Dispatch(Request("/", "ok", False, 0))
+        self.running: Optional[Actor] = None  # the actor whose request runs now, if any
         self.built: list[Built] = []
         self.numbers = itertools.count(1)
 
@@ -242,12 +282,18 @@ class LifecycleMachine(ConformanceMachine):
         )
         self.built = [self.model, self.actual]
 
-    @rule(path=st.sampled_from(PATHS), view=st.sampled_from(VIEWS), after_this=st.booleans())
-    def dispatch(self, path: str, view: str, after_this: bool) -> None:
-        self.request = Request(path, view, after_this, object())
-        expected = self.model.dispatch()
-        seen = self.actual.dispatch()
-        self.compare(expected, seen)
+    def new_request(self, path: str, view: str, after_this: bool) -> Request:
+        return Request(path, view, after_this, next(self.numbers))
+
+    def model_dispatch(self, request: Request) -> tuple[Dispatch, Outcome]:
+        expected = Dispatch(request)
+        return expected, self.model.dispatch(expected)
+
+    def checkpoint(self) -> None:
+        """Called at every recorded event: pause the running request, if it runs in an
+        actor that can pause (requests dispatched from main run straight through)."""
+        if self.running is not None:
+            self.running.pause()
 
     def teardown(self) -> None:
         for built in self.built:
@@ -255,25 +301,148 @@ class LifecycleMachine(ConformanceMachine):
         super().teardown()
 
     # -- comparing --------------------------------------------------------------------------
-    def compare(self, expected: Outcome, seen: Outcome) -> None:
-        want, got = self.model.trace, self.actual.trace
-        what = f"GET {self.request.path} (view: {self.request.view}"
-        what += ", after_this_request)" if self.request.after_this_request else ")"
+    def compare(self, expected: tuple[Dispatch, Outcome], seen: Dispatch, status: Outcome) -> None:
+        """Compare one request's trace and status with the model's, and report the clause
+        they show broken, if any."""
+        clause, message = self.difference(expected, seen, status)
+        if clause is not None:
+            self.violated(clause, message)
+
+    def difference(
+        self, expected: tuple[Dispatch, Outcome], seen: Dispatch, status: Outcome
+    ) -> tuple[Optional[str], str]:
+        """The clause the observed request breaks and why, or (None, "")."""
+        model, model_status = expected
+        want, got = model.trace, seen.trace
+        what = seen.request.describe()
         if want != got:
             index = next(
                 (i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got))
             )
             clause = clause_at(want[index : index + 1] + got[index : index + 1])
-            self.violated(
-                clause,
+            return clause, (
                 f"{what}: the trace parts at event {index + 1}\n"
-                f"  expected: {' '.join(want)}\n  observed: {' '.join(got)}",
+                f"  expected: {' '.join(want)}\n  observed: {' '.join(got)}"
             )
-        elif expected != seen:
-            self.violated(
-                "lifecycle.errors",
-                f"{what}: status {describe(seen)}, expected {describe(expected)}",
+        if model_status != status:
+            return "lifecycle.errors", (
+                f"{what}: status {describe(status)}, expected {describe(model_status)}"
             )
+        return None, ""
+
+
+class LifecycleMachine(LifecycleBase):
+    """Requests sent one at a time from main: ``dispatch``."""
+
+    @classmethod
+    def for_target(cls, target: str) -> type[ConformanceMachine]:
+        return InterleavingLifecycleMachine if target == "lifecycle.interleaved" else cls
+
+    @rule(path=st.sampled_from(PATHS), view=st.sampled_from(VIEWS), after_this=st.booleans())
+    def dispatch(self, path: str, view: str, after_this: bool) -> None:
+        request = self.new_request(path, view, after_this)
+        expected = self.model_dispatch(request)
+        seen = Dispatch(request)
+        self.compare(expected, seen, self.actual.dispatch(seen))
+
+
+@dataclass
+class InFlight:
+    """A request running in an actor, paused at one of its events."""
+
+    actor: Actor
+    seen: Dispatch
+    expected: tuple[Dispatch, Outcome]
+
+
+class InterleavingLifecycleMachine(LifecycleBase):
+    """Requests begin in new greenlet or thread actors and go on event by event, in the
+    order the program draws (``begin``, ``advance``). No request is sent from main: one
+    that is (``run_alone``) runs only once every other has ended."""
+
+    def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
+        super().__init__(adapter, target, hang_timeout)
+        self.in_flight: list[InFlight] = []
+
+    # No preconditions: they misalign Hypothesis's shrinker, which then cannot delete
+    # steps. A begin with too many in flight, or an advance with none, does nothing.
+    @rule(
+        kind=st.sampled_from(ACTOR_KINDS),
+        path=st.sampled_from(PATHS),
+        view=st.sampled_from(VIEWS),
+        after_this=st.booleans(),
+    )
+    def begin(self, kind: str, path: str, view: str, after_this: bool) -> None:
+        """Start a request in a new actor; it runs up to its first event."""
+        if len(self.in_flight) >= MAX_IN_FLIGHT:
+            return
+        request = self.new_request(path, view, after_this)
+        expected = self.model_dispatch(request)
+        flight = InFlight(self.scheduler.spawn(kind), Dispatch(request), expected)
+        self.in_flight.append(flight)
+        self.go_on_once(flight, lambda: flight.actor.run(lambda: self.actual.dispatch(flight.seen)))
+
+    @rule(index=st.integers(0, MAX_IN_FLIGHT - 1))
+    def advance(self, index: int) -> None:
+        """Let one of the requests in flight go on to its next event."""
+        if not self.in_flight:
+            return
+        flight = self.in_flight[index % len(self.in_flight)]
+        self.go_on_once(flight, flight.actor.resume)
+
+    def go_on_once(self, flight: InFlight, step: Callable[[], Any]) -> None:
+        """Run ``flight``'s request on to its next event, or to its end (then check it)."""
+        self.running, self.current = flight.actor, flight.seen
+        try:
+            outcome = step()
+        finally:
+            self.running = None
+        if outcome is not PAUSED:
+            self.in_flight.remove(flight)
+            self.scheduler.finish(flight.actor)
+            # The actor's outcome is that of Built.dispatch, which captures its own.
+            self.landed(flight, outcome.value if isinstance(outcome, Returned) else outcome)
+
+    def landed(self, flight: InFlight, status: Outcome) -> None:
+        clause, message = self.difference(flight.expected, flight.seen, status)
+        if clause is None:
+            return
+        # Run alone, from main, with nothing else in flight: if the same request now gives
+        # the expected trace, what went wrong came from running it in an actor beside others.
+        alone = Dispatch(flight.seen.request)
+        alone_status = self.run_alone(alone)
+        if self.difference(flight.expected, alone, alone_status)[0] is None:
+            clause = "lifecycle.interleaved"
+            message += "\n  (run alone, the same request gives the expected trace)"
+        self.violated(clause, message)
+
+    def run_alone(self, alone: Dispatch) -> Outcome:
+        """``alone`` sent from main once every other request has ended."""
+        for other in list(self.in_flight):
+            self.running, self.current = other.actor, other.seen
+            try:
+                other.actor.complete()
+            finally:
+                self.running = None
+            self.in_flight.remove(other)
+            self.scheduler.finish(other.actor)
+        return self.actual.dispatch(alone)
+
+    def teardown(self) -> None:
+        # A request left paused still has its contexts pushed: finish them all, and check
+        # them. One event each in turn, so that they interleave to the end: a short
+        # program is then enough to show a leak.
+        try:
+            turn = 0
+            while self.in_flight:
+                flight = self.in_flight[turn % len(self.in_flight)]
+                self.go_on_once(flight, flight.actor.resume)
+                turn = turn + 1 if flight in self.in_flight else turn
+        finally:
+            super().teardown()
+
+
+named_like(InterleavingLifecycleMachine, LifecycleMachine)
 
 
 def clause_at(events: Sequence[str]) -> str:
