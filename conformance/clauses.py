@@ -261,14 +261,25 @@ LIFECYCLE = _clauses(
     "lifecycle",
     [
         (
+            "lifecycle.url-values",
+            "url_value_preprocessor functions run before every before_request function, "
+            "app first, then blueprints from the outermost in",
+        ),
+        (
             "lifecycle.before",
-            "before_request functions run app first, in registration order, until one "
-            "answers or raises; the view runs only if none did",
+            "before_request functions run app first, then blueprints from the outermost in, "
+            "in registration order, until one answers or raises; the view runs only if none "
+            "did",
         ),
         (
             "lifecycle.after",
-            "after_this_request functions, then after_request functions of the blueprint "
-            "and then the app, newest first, process every response",
+            "after_this_request functions, then after_request functions from the innermost "
+            "blueprint out to the app, newest first, process every response",
+        ),
+        (
+            "lifecycle.after.raises",
+            "An error raised by an after_request function is unhandled: its 500 is processed "
+            "again, and an error that raises is swallowed",
         ),
         (
             "lifecycle.teardown",
@@ -276,9 +287,14 @@ LIFECYCLE = _clauses(
             "run after every request with its unhandled error or None",
         ),
         (
+            "lifecycle.teardown.raises",
+            "An error raised by a teardown function ends the teardown of its context and "
+            "leaves the request; every context is popped all the same",
+        ),
+        (
             "lifecycle.errors",
-            "An error goes to the blueprint's handler before the app's; an unhandled one "
-            "becomes a 500",
+            "An error goes to the innermost blueprint's handler first, out to the app's; an "
+            "unhandled one becomes a 500",
         ),
         (
             "lifecycle.signals",

@@ -149,8 +149,10 @@ class AppContext:
         """Pop this context, which must be the active one; if it is not, raise
         AssertionError and change nothing. ``exc`` is the error that ends it, if any."""
         _check_top(_app_contexts.top, self, "app")
-        self.app.do_teardown_appcontext(exc)
-        _app_contexts.pop()
+        try:
+            self.app.do_teardown_appcontext(exc)
+        finally:  # a teardown function that raises still leaves the context popped
+            _app_contexts.pop()
         self.app.app_context_popped()
 
     def __enter__(self) -> AppContext:

@@ -12,18 +12,30 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import contexts
-from .contexts import _active_request_context, g, request
+from .contexts import _active_request_context, g, has_app_context, has_request_context, request
 
-__all__ = ["App", "Blueprint", "abort", "after_this_request", "g", "request", "signals"]
+__all__ = [
+    "App",
+    "Blueprint",
+    "abort",
+    "after_this_request",
+    "g",
+    "has_app_context",
+    "has_request_context",
+    "request",
+    "signals",
+]
 
 Hook = Callable[..., Any]
 ErrorKey = Union[int, type]
 
 # -- the order, as data ---------------------------------------------------------------------
 
-#: For each kind of hook: whose functions run first ("app" or "blueprint"), and whether
-#: each scope's functions run in registration order or reversed.
+#: For each kind of hook: whose functions run first ("app": the app, then the request's
+#: blueprints from the outermost in; "blueprint": the innermost blueprint out to the app),
+#: and whether each scope's functions run in registration order or reversed.
 HOOK_ORDER: Mapping[str, tuple[str, bool]] = {
+    "url_value_preprocessor": ("app", False),
     "before_request": ("app", False),
     "after_request": ("blueprint", True),
     "teardown_request": ("blueprint", True),
@@ -142,6 +154,7 @@ class Scope:
         self.hooks: dict[str, list[Hook]] = {kind: [] for kind in HOOK_ORDER}
         self.error_handlers: dict[ErrorKey, Hook] = {}
         self.views: dict[str, Hook] = {}
+        self.blueprints: dict[str, tuple[Blueprint, str]] = {}
 
     def _register(self, kind: str) -> Callable[[Hook], Hook]:
         def register(f: Hook) -> Hook:
@@ -149,6 +162,9 @@ class Scope:
             return f
 
         return register
+
+    def url_value_preprocessor(self, f: Hook) -> Hook:
+        return self._register("url_value_preprocessor")(f)
 
     def before_request(self, f: Hook) -> Hook:
         return self._register("before_request")(f)
@@ -169,6 +185,22 @@ class Scope:
     def add_url_rule(self, rule: str, endpoint: str, view: Hook) -> None:
         self.views[rule] = view
 
+    def register_blueprint(self, blueprint: Blueprint, url_prefix: str = "") -> None:
+        """Serve ``blueprint``'s views under ``url_prefix`` (blueprints nest)."""
+        self.blueprints[blueprint.name] = (blueprint, url_prefix)
+
+    def match(self, path: str) -> tuple[list[Blueprint], Optional[Hook]]:
+        """The chain of blueprints (outermost first) and the view ``path`` leads to, under
+        this scope; ([], None) if it leads nowhere."""
+        if path in self.views:
+            return [], self.views[path]
+        for blueprint, prefix in self.blueprints.values():
+            if path.startswith(prefix):
+                chain, view = blueprint.match(path[len(prefix) :])
+                if view is not None:
+                    return [blueprint, *chain], view
+        return [], None
+
 
 class Blueprint(Scope):
     def __init__(self, name: str, import_name: str = "") -> None:
@@ -181,13 +213,9 @@ class App(contexts.App, Scope):
     def __init__(self, name: str, secret_key: Optional[str] = None) -> None:
         contexts.App.__init__(self, name, secret_key)
         Scope.__init__(self, name)
-        self.blueprints: dict[str, tuple[Blueprint, str]] = {}
 
     def teardown_appcontext(self, f: Hook) -> Hook:
         return self._register("teardown_appcontext")(f)
-
-    def register_blueprint(self, blueprint: Blueprint, url_prefix: str = "") -> None:
-        self.blueprints[blueprint.name] = (blueprint, url_prefix)
 
     def test_client(self) -> Client:
         return Client(self)
@@ -208,8 +236,9 @@ class App(contexts.App, Scope):
             ctx.pop(error)
 
     def full_dispatch_request(self) -> Response:
-        self.send("request_started")
         try:
+            self.send("request_started")
+            self.run_hooks("url_value_preprocessor", None, None)
             rv = self.run_hooks("before_request", stop_on_value=True)
             if rv is None:
                 rv = self.dispatch_request()
@@ -241,42 +270,37 @@ class App(contexts.App, Scope):
         return self.finalize_request(rv, from_error_handler=True)
 
     def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
+        """Make the response and process it. An error raised while processing the 500 of an
+        unhandled error is swallowed: that response is sent as it was made."""
         response = make_response(rv)
         try:
-            for f in _active_request_context().after_this_request:
-                response = f(response)
-            response = self.run_hooks("after_request", response)
+            response = self.process_response(response)
             self.send("request_finished", response=response)
         except Exception:
             if not from_error_handler:
                 raise
         return response
 
+    def process_response(self, response: Response) -> Response:
+        for f in _active_request_context().after_this_request:
+            response = f(response)
+        result: Response = self.run_hooks("after_request", response)
+        return result
+
     # -- hooks and handlers -----------------------------------------------------------------
     def scopes(self, first: str) -> list[Scope]:
-        """The app and the current request's blueprint (if any), ``first`` first."""
-        blueprint = self.current_blueprint()
-        found: list[Scope] = [self] if blueprint is None else [self, blueprint]
-        return found if first == "app" else found[::-1]
-
-    def current_blueprint(self) -> Optional[Blueprint]:
-        if not contexts.has_request_context():
-            return None
-        return self.match(_active_request_context().request.path)[0]
-
-    def match(self, path: str) -> tuple[Optional[Blueprint], Optional[Hook]]:
-        """The blueprint and view a path leads to; (None, None) if it leads nowhere."""
-        if path in self.views:
-            return None, self.views[path]
-        for blueprint, prefix in self.blueprints.values():
-            if path.startswith(prefix) and path[len(prefix) :] in blueprint.views:
-                return blueprint, blueprint.views[path[len(prefix) :]]
-        return None, None
+        """The app and the current request's blueprints, in ``HOOK_ORDER``'s sense of
+        ``first``: "app" is the app, then the blueprints from the outermost in."""
+        chain: list[Scope] = [self]
+        if contexts.has_request_context():
+            chain += self.match(_active_request_context().request.path)[0]
+        return chain if first == "app" else chain[::-1]
 
     def run_hooks(self, kind: str, *args: Any, stop_on_value: bool = False) -> Any:
         """Run every function of one kind of hook in ``HOOK_ORDER``. Before-request
         functions stop at the first that returns a value; after-request functions pass
-        the response along; the others get ``args`` and return nothing."""
+        the response along; the others get ``args`` and return nothing. An error raised
+        by one stops the rest."""
         first, reverse = HOOK_ORDER[kind]
         scopes = [self] if kind == "teardown_appcontext" else self.scopes(first)
         value = args[0] if args else None
@@ -295,7 +319,8 @@ class App(contexts.App, Scope):
 
     def find_error_handler(self, e: Exception) -> Optional[Hook]:
         """The handler for ``e``: by HTTP code first, then by class; in each, the
-        blueprint's before the app's, and the closest class in ``e``'s MRO."""
+        innermost blueprint's first, out to the app's, and the closest class in ``e``'s
+        MRO."""
         code = e.code if isinstance(e, HTTPException) else None
         for key_kind in ("code", "class"):
             if key_kind == "code" and code is None:

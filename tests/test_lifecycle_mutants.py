@@ -6,6 +6,7 @@ Slow: run with ``pytest -m slow`` (tox env ``mutants``)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from importlib import metadata
 from typing import Any, Callable
@@ -91,7 +92,11 @@ def request_finished_before_after_request(app: Any) -> None:
 def before_request_never_stops(app: Any) -> None:
     def preprocess_request() -> Any:
         answer = None
-        for name in (None, *reversed(flask.request.blueprints)):
+        names = (None, *reversed(flask.request.blueprints))
+        for name in names:
+            for function in app.url_value_preprocessors.get(name, ()):
+                function(flask.request.endpoint, flask.request.view_args)
+        for name in names:
             for function in app.before_request_funcs.get(name, ()):
                 rv = function()
                 answer = rv if answer is None else answer
@@ -107,6 +112,77 @@ def app_handlers_first(app: Any) -> None:
         return original(error, []) or original(error, blueprints)
 
     app._find_error_handler = find_error_handler
+
+
+def url_values_after_before_request(app: Any) -> None:
+    original = app.preprocess_request
+    preprocessors = app.url_value_preprocessors
+
+    def preprocess_request() -> Any:
+        saved = dict(preprocessors)
+        preprocessors.clear()
+        try:
+            rv = original()  # the before_request functions, without the preprocessors
+        finally:
+            preprocessors.update(saved)
+        for name in (None, *reversed(flask.request.blueprints)):
+            for function in preprocessors.get(name, ()):
+                function(flask.request.endpoint, flask.request.view_args)
+        return rv
+
+    app.preprocess_request = preprocess_request
+
+
+def nested_blueprints_innermost_first(app: Any) -> None:
+    """before_request functions of nested blueprints run from the innermost out."""
+
+    def preprocess_request() -> Any:
+        names = (None, *flask.request.blueprints)
+        for name in names:
+            for function in app.url_value_preprocessors.get(name, ()):
+                function(flask.request.endpoint, flask.request.view_args)
+        for name in names:
+            for function in app.before_request_funcs.get(name, ()):
+                rv = function()
+                if rv is not None:
+                    return rv
+        return None
+
+    app.preprocess_request = preprocess_request
+
+
+def errors_processing_the_500_propagate(app: Any) -> None:
+    """An after_request function that raises while the 500 is processed is not swallowed."""
+    original = app.finalize_request
+
+    def finalize_request(rv: Any, from_error_handler: bool = False) -> Any:
+        return original(rv, from_error_handler=False)
+
+    app.finalize_request = finalize_request
+
+
+def teardown_errors_swallowed(app: Any) -> None:
+    """Each teardown_request function's error is swallowed, and the others run."""
+
+    def guarded(function: Any) -> Any:
+        def teardown(exc: Any) -> None:
+            with contextlib.suppress(Exception):
+                function(exc)
+
+        return teardown
+
+    original = app.do_teardown_request
+
+    def do_teardown_request(*args: Any) -> None:
+        saved = {k: list(v) for k, v in app.teardown_request_funcs.items()}
+        for key, functions in saved.items():
+            app.teardown_request_funcs[key] = [guarded(f) for f in functions]
+        try:
+            original(*args)
+        finally:
+            app.teardown_request_funcs.update(saved)
+
+    app.do_teardown_request = do_teardown_request
 
 
 def g_per_thread(app: Any) -> None:
@@ -136,6 +212,12 @@ MUTANTS = [
     ),
     pytest.param(before_request_never_stops, "lifecycle.before", id="before-never-stops"),
     pytest.param(app_handlers_first, "lifecycle.errors", id="app-handlers-first"),
+    pytest.param(url_values_after_before_request, "lifecycle.url-values", id="url-values-late"),
+    pytest.param(nested_blueprints_innermost_first, "lifecycle.before", id="nested-inside-out"),
+    pytest.param(
+        errors_processing_the_500_propagate, "lifecycle.after.raises", id="500-errors-propagate"
+    ),
+    pytest.param(teardown_errors_swallowed, "lifecycle.teardown.raises", id="teardown-swallows"),
     pytest.param(g_per_thread, "lifecycle.interleaved", id="g-per-thread"),
     pytest.param(g_shared_by_every_request, "lifecycle.interleaved", id="g-shared"),
 ]
@@ -169,3 +251,9 @@ def test_request_that_is_not_its_own_is_caught(monkeypatch: pytest.MonkeyPatch) 
     result = check(FlaskAdapter(), "lifecycle.context")
     assert result.verdict == "failed", result.reason
     assert result.failure is not None and result.failure.clause == "lifecycle.context"
+
+
+def test_every_clause_has_a_mutant() -> None:
+    caught = {param.values[1] for param in MUTANTS} | {"lifecycle.context"}  # and the test above
+    every = {clause.id for clause in BY_ID.values() if clause.capability == "lifecycle"}
+    assert every - caught == set()

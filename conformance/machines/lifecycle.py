@@ -34,16 +34,22 @@ from ..outcome import Outcome, Raised, Returned, capture
 from ..scheduler import PAUSED, Actor
 from .base import ConformanceMachine, named_like
 
-SCOPES = ("app", "bp")
+#: The scopes of a plan: the app, its blueprint ``bp`` at /bp, and ``bp``'s nested
+#: blueprint ``child`` at /bp/c.
+SCOPES = ("app", "bp", "child")
 #: What a before_request function does.
 BEFORE = ("pass", "respond", "raise", "abort403")
+#: What an after_request or teardown function does.
+AFTER = ("pass", "raise")
 #: What the view does.
 VIEWS = ("ok", "handled", "unhandled", "abort404", "abort403")
 #: Error handlers a scope may register: an exception class's name, or an HTTP code.
 HANDLERS = ("Handled", "404", "403", "500")
-PATHS = ("/v", "/bp/v", "/nope")
+PATHS = ("/v", "/bp/v", "/bp/c/v", "/nope")
 SIGNALS = tuple(reference.lifecycle.SIGNALS)
 MARKER = "ctxspec_request"
+#: How a recorded event shows that its function raises.
+RAISES = "!raises"
 
 #: Which clause an event belongs to, by its kind (the part before the first colon), most
 #: telling first: where two traces part, the event of the earlier kind here names it.
@@ -51,12 +57,19 @@ CLAUSE_OF_EVENT: Mapping[str, str] = {
     "context": "lifecycle.context",
     "signal": "lifecycle.signals",
     "errorhandler": "lifecycle.errors",
+    "url_value_preprocessor": "lifecycle.url-values",
     "before_request": "lifecycle.before",
     "view": "lifecycle.before",
     "teardown_request": "lifecycle.teardown",
     "teardown_appcontext": "lifecycle.teardown",
     "after_this_request": "lifecycle.after",
     "after_request": "lifecycle.after",
+}
+#: Where traces part after a function that raises, the clause about such errors.
+CLAUSE_AFTER_RAISING: Mapping[str, str] = {
+    "after_request": "lifecycle.after.raises",
+    "teardown_request": "lifecycle.teardown.raises",
+    "teardown_appcontext": "lifecycle.teardown.raises",
 }
 
 
@@ -70,14 +83,19 @@ class Unhandled(Exception):
 
 @dataclass(frozen=True)
 class ScopePlan:
+    """What one scope registers: its url_value_preprocessor functions (how many), and what
+    each of its before_request, after_request and teardown_request functions does."""
+
+    url_values: int
     before: tuple[str, ...]
-    after: int
-    teardown: int
+    after: tuple[str, ...]
+    teardown: tuple[str, ...]
     handlers: frozenset[str]
 
     def __repr__(self) -> str:
         return (
-            f"ScopePlan(before={self.before!r}, after={self.after}, teardown={self.teardown}, "
+            f"ScopePlan(url_values={self.url_values}, before={self.before!r}, "
+            f"after={self.after!r}, teardown={self.teardown!r}, "
             f"handlers={sorted(self.handlers)!r})"
         )
 
@@ -86,21 +104,35 @@ class ScopePlan:
 class Plan:
     app: ScopePlan
     bp: ScopePlan
-    teardown_appcontext: int
+    child: ScopePlan
+    teardown_appcontext: tuple[str, ...]
 
     def __repr__(self) -> str:  # one line, so that a printed program stays one step a line
-        teardown = self.teardown_appcontext
-        return f"Plan(app={self.app!r}, bp={self.bp!r}, teardown_appcontext={teardown})"
+        return (
+            f"Plan(app={self.app!r}, bp={self.bp!r}, child={self.child!r}, "
+            f"teardown_appcontext={self.teardown_appcontext!r})"
+        )
+
+    def scope(self, name: str) -> ScopePlan:
+        plan: ScopePlan = getattr(self, name)
+        return plan
+
+
+def behaviours(of: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(of), max_size=2).map(tuple)
 
 
 scope_plans = st.builds(
     ScopePlan,
-    before=st.lists(st.sampled_from(BEFORE), max_size=2).map(tuple),
-    after=st.integers(0, 2),
-    teardown=st.integers(0, 2),
+    url_values=st.integers(0, 2),
+    before=behaviours(BEFORE),
+    after=behaviours(AFTER),
+    teardown=behaviours(AFTER),
     handlers=st.frozensets(st.sampled_from(HANDLERS)),
 )
-plans = st.builds(Plan, app=scope_plans, bp=scope_plans, teardown_appcontext=st.integers(0, 2))
+plans = st.builds(
+    Plan, app=scope_plans, bp=scope_plans, child=scope_plans, teardown_appcontext=behaviours(AFTER)
+)
 
 
 #: The kinds of actor an interleaved run sends requests from.
@@ -144,21 +176,24 @@ class Built:
     def __init__(self, api: Any, app: Any, plan: Plan, machine: LifecycleBase) -> None:
         self.api, self.app, self.machine = api, app, machine
         self.receivers: list[tuple[Any, Callable[..., Any]]] = []
-        blueprint = api.Blueprint("bp", __name__)
-        for scope, target, scope_plan in (("app", app, plan.app), ("bp", blueprint, plan.bp)):
+        blueprint, child = api.Blueprint("bp", __name__), api.Blueprint("child", __name__)
+        for scope, target in (("app", app), ("bp", blueprint), ("child", child)):
+            scope_plan = plan.scope(scope)
+            for n in range(1, scope_plan.url_values + 1):
+                target.url_value_preprocessor(self.url_values(scope, n))
             for n, behaviour in enumerate(scope_plan.before, 1):
                 target.before_request(self.before(scope, n, behaviour))
-            for n in range(1, scope_plan.after + 1):
-                target.after_request(self.after(scope, n))
-            for n in range(1, scope_plan.teardown + 1):
-                target.teardown_request(self.teardown("teardown_request", scope, n))
+            for n, behaviour in enumerate(scope_plan.after, 1):
+                target.after_request(self.after(scope, n, behaviour))
+            for n, behaviour in enumerate(scope_plan.teardown, 1):
+                target.teardown_request(self.teardown("teardown_request", scope, n, behaviour))
             for key in sorted(scope_plan.handlers):
                 error: Any = Handled if key == "Handled" else int(key)
                 target.errorhandler(error)(self.handler(scope, key))
-        for n in range(1, plan.teardown_appcontext + 1):
-            app.teardown_appcontext(self.teardown("teardown_appcontext", "app", n))
-        app.add_url_rule("/v", "v", self.view)
-        blueprint.add_url_rule("/v", "v", self.view)
+            target.add_url_rule("/v", "v", self.view)
+        for n, behaviour in enumerate(plan.teardown_appcontext, 1):
+            app.teardown_appcontext(self.teardown("teardown_appcontext", "app", n, behaviour))
+        blueprint.register_blueprint(child, url_prefix="/c")  # before bp is registered
         app.register_blueprint(blueprint, url_prefix="/bp")
         for name in SIGNALS:
             receiver = self.signal(name)
@@ -175,6 +210,10 @@ class Built:
         current one."""
         self.machine.current = dispatch
         outcome = capture(lambda: self.app.test_client().get(dispatch.request.url).status_code)
+        # Whatever happened, the request must leave no context behind in this actor.
+        left = capture(lambda: self.api.has_request_context() or self.api.has_app_context())
+        if left != Returned(False):
+            dispatch.trace.append("context:left pushed after the request")
         if isinstance(outcome, Raised):  # compare the type, not the object
             return Returned(f"raised {outcome.type.__name__}")
         return outcome
@@ -208,17 +247,30 @@ class Built:
 
         return before_request
 
-    def after(self, scope: str, n: int) -> Callable[[Any], Any]:
+    def url_values(self, scope: str, n: int) -> Callable[[Any, Any], None]:
+        def url_value_preprocessor(endpoint: Any, values: Any) -> None:
+            self.record(f"url_value_preprocessor:{scope}{n}")
+
+        return url_value_preprocessor
+
+    def after(self, scope: str, n: int, behaviour: str) -> Callable[[Any], Any]:
+        event = f"after_request:{scope}{n}" + (RAISES if behaviour == "raise" else "")
+
         def after_request(response: Any) -> Any:
-            self.record(f"after_request:{scope}{n}")
+            self.record(event)
+            if behaviour == "raise":
+                raise Unhandled(event)
             return response
 
         return after_request
 
-    def teardown(self, kind: str, scope: str, n: int) -> Callable[[Any], None]:
+    def teardown(self, kind: str, scope: str, n: int, behaviour: str) -> Callable[[Any], None]:
         def teardown(exc: Optional[BaseException]) -> None:
             got = "None" if exc is None else type(exc).__name__
-            self.record(f"{kind}:{scope}{n}({got})", request_too=kind == "teardown_request")
+            event = f"{kind}:{scope}{n}({got})" + (RAISES if behaviour == "raise" else "")
+            self.record(event, request_too=kind == "teardown_request")
+            if behaviour == "raise":
+                raise Unhandled(event)
 
         return teardown
 
@@ -315,19 +367,24 @@ class LifecycleBase(ConformanceMachine):
         model, model_status = expected
         want, got = model.trace, seen.trace
         what = seen.request.describe()
+        raising = next((i for i, event in enumerate(want) if event.endswith(RAISES)), None)
+        after_raising = (
+            None if raising is None else CLAUSE_AFTER_RAISING[want[raising].split(":", 1)[0]]
+        )
         if want != got:
             index = next(
                 (i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got))
             )
             clause = clause_at(want[index : index + 1] + got[index : index + 1])
+            if raising is not None and raising < index and after_raising is not None:
+                clause = after_raising  # they part after a function raised
             return clause, (
                 f"{what}: the trace parts at event {index + 1}\n"
                 f"  expected: {' '.join(want)}\n  observed: {' '.join(got)}"
             )
-        if model_status != status:
-            return "lifecycle.errors", (
-                f"{what}: status {describe(status)}, expected {describe(model_status)}"
-            )
+        if model_status != status:  # the status of a request where a function raised?
+            clause = after_raising or "lifecycle.errors"
+            return clause, f"{what}: status {describe(status)}, expected {describe(model_status)}"
         return None, ""
 
 
