@@ -297,6 +297,15 @@ LIFECYCLE = _clauses(
             "unhandled one becomes a 500",
         ),
         (
+            "lifecycle.templates",
+            "Rendering runs the context processors of the app, then of blueprints from the "
+            "outermost in, then sends before_render_template and template_rendered",
+        ),
+        (
+            "lifecycle.async",
+            "An async view runs in the lifecycle like a sync one, with its request's request and g",
+        ),
+        (
             "lifecycle.signals",
             "Signals are sent in the lifecycle's order; got_request_exception only for an "
             "unhandled error",

@@ -8,20 +8,33 @@ carries. The dispatcher below reads both, and so do the spec's examples.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import contexts
-from .contexts import _active_request_context, g, has_app_context, has_request_context, request
+from .contexts import (
+    _active_request_context,
+    current_app,
+    g,
+    has_app_context,
+    has_request_context,
+    request,
+    session,
+)
 
 __all__ = [
     "App",
     "Blueprint",
     "abort",
     "after_this_request",
+    "flash",
     "g",
     "has_app_context",
     "has_request_context",
+    "render_template_string",
     "request",
     "signals",
 ]
@@ -37,6 +50,7 @@ ErrorKey = Union[int, type]
 HOOK_ORDER: Mapping[str, tuple[str, bool]] = {
     "url_value_preprocessor": ("app", False),
     "before_request": ("app", False),
+    "context_processor": ("app", False),
     "after_request": ("blueprint", True),
     "teardown_request": ("blueprint", True),
     "teardown_appcontext": ("app", True),
@@ -46,6 +60,9 @@ HOOK_ORDER: Mapping[str, tuple[str, bool]] = {
 SIGNALS: Mapping[str, Optional[str]] = {
     "appcontext_pushed": None,
     "request_started": None,
+    "before_render_template": "context",
+    "template_rendered": "context",
+    "message_flashed": "message",
     "got_request_exception": "exception",
     "request_finished": "response",
     "request_tearing_down": "exc",
@@ -169,6 +186,9 @@ class Scope:
     def before_request(self, f: Hook) -> Hook:
         return self._register("before_request")(f)
 
+    def context_processor(self, f: Hook) -> Hook:
+        return self._register("context_processor")(f)
+
     def after_request(self, f: Hook) -> Hook:
         return self._register("after_request")(f)
 
@@ -250,7 +270,10 @@ class App(contexts.App, Scope):
         view = self.match(_active_request_context().request.path)[1]
         if view is None:
             raise NotFound()
-        return view()
+        rv = view()
+        if inspect.iscoroutine(rv):  # an async view: run it to its end, in this context
+            rv = asyncio.run(rv)
+        return rv
 
     def handle_user_exception(self, e: Exception) -> Any:
         """A handled error's response; an unhandled one is raised again."""
@@ -296,25 +319,30 @@ class App(contexts.App, Scope):
             chain += self.match(_active_request_context().request.path)[0]
         return chain if first == "app" else chain[::-1]
 
+    def functions(self, kind: str) -> list[Hook]:
+        """Every function of one kind of hook, in the order ``HOOK_ORDER`` gives."""
+        first, reverse = HOOK_ORDER[kind]
+        scopes = [self] if kind == "teardown_appcontext" else self.scopes(first)
+        found: list[Hook] = []
+        for scope in scopes:
+            found += reversed(scope.hooks[kind]) if reverse else scope.hooks[kind]
+        return found
+
     def run_hooks(self, kind: str, *args: Any, stop_on_value: bool = False) -> Any:
         """Run every function of one kind of hook in ``HOOK_ORDER``. Before-request
         functions stop at the first that returns a value; after-request functions pass
         the response along; the others get ``args`` and return nothing. An error raised
         by one stops the rest."""
-        first, reverse = HOOK_ORDER[kind]
-        scopes = [self] if kind == "teardown_appcontext" else self.scopes(first)
         value = args[0] if args else None
-        for scope in scopes:
-            functions = scope.hooks[kind]
-            for f in reversed(functions) if reverse else functions:
-                if kind == "after_request":
-                    value = f(value)
-                elif stop_on_value:
-                    rv = f()
-                    if rv is not None:
-                        return rv
-                else:
-                    f(*args)
+        for f in self.functions(kind):
+            if kind == "after_request":
+                value = f(value)
+            elif stop_on_value:
+                rv = f()
+                if rv is not None:
+                    return rv
+            else:
+                f(*args)
         return value if kind == "after_request" else None
 
     def find_error_handler(self, e: Exception) -> Optional[Hook]:
@@ -359,6 +387,31 @@ class Client:
 
     def get(self, path: str) -> Response:
         return self.app.handle(path)
+
+
+#: A template's fields: ``{{ name }}``.
+FIELD = re.compile(r"{{\s*(\w+)\s*}}")
+
+
+def render_template_string(source: str, **context: Any) -> str:
+    """Render ``source``, whose only syntax is ``{{ name }}``. The context is what the
+    context processors return (app first, then blueprints from the outermost in, a later
+    one's value winning), then ``context`` itself, which wins over them all."""
+    app = current_app._get_current_object()
+    full: dict[str, Any] = {}
+    for processor in app.functions("context_processor"):
+        full.update(processor())
+    full.update(context)
+    app.send("before_render_template", template=source, context=full)
+    rendered = FIELD.sub(lambda field: str(full.get(field[1], "")), source)
+    app.send("template_rendered", template=source, context=full)
+    return rendered
+
+
+def flash(message: str, category: str = "message") -> None:
+    """Keep ``message`` in the session for the next request, and tell message_flashed."""
+    session["_flashes"] = [*session.get("_flashes", []), (category, message)]
+    current_app.send("message_flashed", message=message, category=category)
 
 
 def after_this_request(f: Hook) -> Hook:

@@ -30,6 +30,8 @@ FLASK_NAMES = (
     "copy_current_request_context",
     "after_this_request",
     "abort",
+    "render_template_string",
+    "flash",
     "signals",
 )
 #: The reference's tables, which an example may read to show the data behind a rule.

@@ -6,7 +6,10 @@ Slow: run with ``pytest -m slow`` (tox env ``mutants``)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
+import inspect
 import threading
 from importlib import metadata
 from typing import Any, Callable
@@ -185,6 +188,33 @@ def teardown_errors_swallowed(app: Any) -> None:
     app.do_teardown_request = do_teardown_request
 
 
+def context_processors_win_over_the_view(app: Any) -> None:
+    """The render's own values are overwritten by the context processors'."""
+
+    def update_template_context(context: dict[str, Any]) -> None:
+        for name in (None, *reversed(flask.request.blueprints)):
+            for function in app.template_context_processors.get(name, ()):
+                context.update(function())
+
+    app.update_template_context = update_template_context
+
+
+def async_views_run_in_a_fresh_context(app: Any) -> None:
+    """An async view run in a new, empty context: it sees no request and no g."""
+    original = app.ensure_sync
+
+    def ensure_sync(function: Any) -> Any:
+        if not inspect.iscoroutinefunction(function):
+            return original(function)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return contextvars.Context().run(asyncio.run, function(*args, **kwargs))
+
+        return run
+
+    app.ensure_sync = ensure_sync
+
+
 def g_per_thread(app: Any) -> None:
     """g kept per thread (a threading.local): the greenlets of one thread share it."""
     original = app.app_ctx_globals_class
@@ -218,6 +248,8 @@ MUTANTS = [
         errors_processing_the_500_propagate, "lifecycle.after.raises", id="500-errors-propagate"
     ),
     pytest.param(teardown_errors_swallowed, "lifecycle.teardown.raises", id="teardown-swallows"),
+    pytest.param(context_processors_win_over_the_view, "lifecycle.templates", id="processors-win"),
+    pytest.param(async_views_run_in_a_fresh_context, "lifecycle.async", id="async-fresh-context"),
     pytest.param(g_per_thread, "lifecycle.interleaved", id="g-per-thread"),
     pytest.param(g_shared_by_every_request, "lifecycle.interleaved", id="g-shared"),
 ]

@@ -41,12 +41,19 @@ SCOPES = ("app", "bp", "child")
 BEFORE = ("pass", "respond", "raise", "abort403")
 #: What an after_request or teardown function does.
 AFTER = ("pass", "raise")
-#: What the view does.
-VIEWS = ("ok", "handled", "unhandled", "abort404", "abort403")
+#: What the view does: return, raise, abort, render a template or flash a message. An
+#: ``async:`` view does the same from an ``async def`` view (at ``.../a``, not ``.../v``).
+SYNC_VIEWS = ("ok", "handled", "unhandled", "abort404", "abort403", "render", "flash")
+VIEWS = (*SYNC_VIEWS, "async:ok", "async:handled", "async:unhandled", "async:render")
+#: What a rendering view renders, and the value it passes itself.
+TEMPLATE = "{{ who }}|{{ x }}"
 #: Error handlers a scope may register: an exception class's name, or an HTTP code.
 HANDLERS = ("Handled", "404", "403", "500")
 PATHS = ("/v", "/bp/v", "/bp/c/v", "/nope")
 SIGNALS = tuple(reference.lifecycle.SIGNALS)
+#: Signals about templates: their events are of the kind "template", like the context
+#: processors', so that a trace that parts there names lifecycle.templates.
+TEMPLATE_SIGNALS = ("before_render_template", "template_rendered")
 MARKER = "ctxspec_request"
 #: How a recorded event shows that its function raises.
 RAISES = "!raises"
@@ -57,6 +64,7 @@ CLAUSE_OF_EVENT: Mapping[str, str] = {
     "context": "lifecycle.context",
     "signal": "lifecycle.signals",
     "errorhandler": "lifecycle.errors",
+    "template": "lifecycle.templates",
     "url_value_preprocessor": "lifecycle.url-values",
     "before_request": "lifecycle.before",
     "view": "lifecycle.before",
@@ -83,10 +91,12 @@ class Unhandled(Exception):
 
 @dataclass(frozen=True)
 class ScopePlan:
-    """What one scope registers: its url_value_preprocessor functions (how many), and what
-    each of its before_request, after_request and teardown_request functions does."""
+    """What one scope registers: its url_value_preprocessor and context_processor functions
+    (how many), and what each of its before_request, after_request and teardown_request
+    functions does."""
 
     url_values: int
+    context_processors: int
     before: tuple[str, ...]
     after: tuple[str, ...]
     teardown: tuple[str, ...]
@@ -94,7 +104,8 @@ class ScopePlan:
 
     def __repr__(self) -> str:
         return (
-            f"ScopePlan(url_values={self.url_values}, before={self.before!r}, "
+            f"ScopePlan(url_values={self.url_values}, "
+            f"context_processors={self.context_processors}, before={self.before!r}, "
             f"after={self.after!r}, teardown={self.teardown!r}, "
             f"handlers={sorted(self.handlers)!r})"
         )
@@ -125,6 +136,7 @@ def behaviours(of: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
 scope_plans = st.builds(
     ScopePlan,
     url_values=st.integers(0, 2),
+    context_processors=st.integers(0, 2),
     before=behaviours(BEFORE),
     after=behaviours(AFTER),
     teardown=behaviours(AFTER),
@@ -152,8 +164,19 @@ class Request:
     number: int
 
     @property
+    def is_async(self) -> bool:
+        return self.view.startswith("async:")
+
+    @property
+    def actual_path(self) -> str:
+        """The path requested: an async view's is ``.../a`` where a sync one's is ``.../v``."""
+        if self.is_async and self.path.endswith("/v"):
+            return self.path[:-1] + "a"
+        return self.path
+
+    @property
     def url(self) -> str:
-        return f"{self.path}?n={self.number}"
+        return f"{self.actual_path}?n={self.number}"
 
     def describe(self) -> str:
         what = f"GET {self.url} (view: {self.view}"
@@ -168,6 +191,9 @@ class Dispatch:
         self.request = request
         self.trace: list[str] = []
         self.token = object()
+        # While an async view runs, on the thread of the framework's event loop: that code
+        # must not pause (only the actor's own flow of control can hand control back).
+        self.in_async_view = False
 
 
 class Built:
@@ -181,6 +207,8 @@ class Built:
             scope_plan = plan.scope(scope)
             for n in range(1, scope_plan.url_values + 1):
                 target.url_value_preprocessor(self.url_values(scope, n))
+            for n in range(1, scope_plan.context_processors + 1):
+                target.context_processor(self.context_processor(scope, n))
             for n, behaviour in enumerate(scope_plan.before, 1):
                 target.before_request(self.before(scope, n, behaviour))
             for n, behaviour in enumerate(scope_plan.after, 1):
@@ -191,6 +219,7 @@ class Built:
                 error: Any = Handled if key == "Handled" else int(key)
                 target.errorhandler(error)(self.handler(scope, key))
             target.add_url_rule("/v", "v", self.view)
+            target.add_url_rule("/a", "a", self.async_view)
         for n, behaviour in enumerate(plan.teardown_appcontext, 1):
             app.teardown_appcontext(self.teardown("teardown_appcontext", "app", n, behaviour))
         blueprint.register_blueprint(child, url_prefix="/c")  # before bp is registered
@@ -230,7 +259,7 @@ class Built:
             current.trace.append(f"context:g in {event}")
         if request_too:
             seen = capture(lambda: (api.request.path, api.request.args.get("n")))
-            if seen != Returned((wanted.path, str(wanted.number))):
+            if seen != Returned((wanted.actual_path, str(wanted.number))):
                 current.trace.append(f"context:request in {event}")
         self.machine.checkpoint()
 
@@ -252,6 +281,13 @@ class Built:
             self.record(f"url_value_preprocessor:{scope}{n}")
 
         return url_value_preprocessor
+
+    def context_processor(self, scope: str, n: int) -> Callable[[], dict[str, str]]:
+        def context_processor() -> dict[str, str]:
+            self.record(f"template:context_processor:{scope}{n}")
+            return {"who": f"{scope}{n}", "x": "processor"}  # the view's own x wins
+
+        return context_processor
 
     def after(self, scope: str, n: int, behaviour: str) -> Callable[[Any], Any]:
         event = f"after_request:{scope}{n}" + (RAISES if behaviour == "raise" else "")
@@ -291,28 +327,51 @@ class Built:
                 return response
 
             self.api.after_this_request(after_this)
-        if request.view == "handled":
+        what = request.view.split(":")[-1]
+        if what == "handled":
             raise Handled()
-        if request.view == "unhandled":
+        if what == "unhandled":
             raise Unhandled()
-        if request.view.startswith("abort"):
-            self.api.abort(int(request.view[len("abort") :]))
+        if what.startswith("abort"):
+            self.api.abort(int(what[len("abort") :]))
+        if what == "render":
+            self.record(f"template:rendered {self.api.render_template_string(TEMPLATE, x='view')}")
+        if what == "flash":
+            self.api.flash("flashed")
         return "ok"
+
+    async def async_view(self) -> Any:
+        current = self.machine.current
+        current.in_async_view = True
+        try:
+            return self.view()
+        finally:
+            current.in_async_view = False
 
     def signal(self, name: str) -> Callable[..., None]:
         def receiver(sender: Any, **kwargs: Any) -> None:
-            carried = reference.lifecycle.SIGNALS[name]
-            value = kwargs.get(carried) if carried else None
-            shown = "" if carried in (None, "response") else f"({type(value).__name__})"
-            if value is None and carried in ("exc",):
-                shown = "(None)"
             current = self.machine.current
-            current.trace.append(f"signal:{name}{shown}")
+            kind = "template:signal" if name in TEMPLATE_SIGNALS else "signal"
+            current.trace.append(f"{kind}:{name}{carried(name, kwargs)}")
             if name == "request_started":  # mark this request's g, for every later check
                 setattr(self.api.g, MARKER, current.token)
             self.machine.checkpoint()
 
         return receiver
+
+
+def carried(name: str, kwargs: Mapping[str, Any]) -> str:
+    """What a signal carries, as its event shows it: an error's type, a flashed message, a
+    template context's two values; nothing for a response."""
+    what = reference.lifecycle.SIGNALS[name]
+    if what is None or what == "response":
+        return ""
+    value = kwargs.get(what)
+    if what in ("exception", "exc"):
+        return "(None)" if value is None else f"({type(value).__name__})"
+    if what == "context":
+        return f"(who={value.get('who')!r}, x={value.get('x')!r})" if value else "(no context)"
+    return f"({value!r})"
 
 
 class LifecycleBase(ConformanceMachine):
@@ -328,7 +387,8 @@ class LifecycleBase(ConformanceMachine):
 
     @initialize(plan=plans)
     def build(self, plan: Plan) -> None:
-        self.model = Built(reference.lifecycle, reference.lifecycle.App("ctxspec"), plan, self)
+        model_app = reference.lifecycle.App("ctxspec", secret_key="ctxspec")
+        self.model = Built(reference.lifecycle, model_app, plan, self)
         self.actual = Built(
             self.adapter.lifecycle_api(), self.adapter.new_app("ctxspec"), plan, self
         )
@@ -344,7 +404,7 @@ class LifecycleBase(ConformanceMachine):
     def checkpoint(self) -> None:
         """Called at every recorded event: pause the running request, if it runs in an
         actor that can pause (requests dispatched from main run straight through)."""
-        if self.running is not None:
+        if self.running is not None and not self.current.in_async_view:
             self.running.pause()
 
     def teardown(self) -> None:
@@ -400,7 +460,17 @@ class LifecycleMachine(LifecycleBase):
         request = self.new_request(path, view, after_this)
         expected = self.model_dispatch(request)
         seen = Dispatch(request)
-        self.compare(expected, seen, self.actual.dispatch(seen))
+        clause, message = self.difference(expected, seen, self.actual.dispatch(seen))
+        if clause is not None and request.is_async:
+            # Sent to the same view made sync, does the request give the expected trace?
+            sync = self.new_request(path, view.split(":", 1)[1], after_this)
+            sync_expected, sync_seen = self.model_dispatch(sync), Dispatch(sync)
+            sync_status = self.actual.dispatch(sync_seen)
+            if self.difference(sync_expected, sync_seen, sync_status)[0] is None:
+                clause = "lifecycle.async"
+                message += "\n  (the same request to a sync view gives the expected trace)"
+        if clause is not None:
+            self.violated(clause, message)
 
 
 @dataclass
