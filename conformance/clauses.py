@@ -297,6 +297,11 @@ LIFECYCLE = _clauses(
             "unhandled one becomes a 500",
         ),
         (
+            "lifecycle.session",
+            "The session is saved after the after_request functions and before "
+            "request_finished; later changes are lost",
+        ),
+        (
             "lifecycle.templates",
             "Rendering runs the context processors of the app, then of blueprints from the "
             "outermost in, then sends before_render_template and template_rendered",

@@ -36,6 +36,7 @@ __all__ = [
     "has_request_context",
     "render_template_string",
     "request",
+    "session",
     "signals",
 ]
 
@@ -142,6 +143,8 @@ class Response:
     def __init__(self, body: str, status_code: int = 200) -> None:
         self.body = body
         self.status_code = status_code
+        # The session as saved into this response (its cookie), if it was saved.
+        self.session_cookie: Optional[dict[str, Any]] = None
 
     def get_data(self, as_text: bool = False) -> Union[str, bytes]:
         return self.body if as_text else self.body.encode()
@@ -241,9 +244,12 @@ class App(contexts.App, Scope):
         return Client(self)
 
     # -- dispatch ---------------------------------------------------------------------------
-    def handle(self, path: str) -> Response:
-        """Answer a GET of ``path``, the way Flask's ``wsgi_app`` does."""
+    def handle(self, path: str, cookie: Optional[dict[str, Any]] = None) -> Response:
+        """Answer a GET of ``path``, the way Flask's ``wsgi_app`` does, with the session a
+        client's ``cookie`` holds."""
         ctx = self.test_request_context(path)
+        if cookie is not None and self.secret_key:
+            ctx.session = contexts.Session(cookie)
         error: Optional[BaseException] = None
         try:
             ctx.push()
@@ -308,7 +314,14 @@ class App(contexts.App, Scope):
         for f in _active_request_context().after_this_request:
             response = f(response)
         result: Response = self.run_hooks("after_request", response)
+        self.save_session(_active_request_context().session, result)
         return result
+
+    def save_session(self, session: contexts.Session, response: Response) -> None:
+        """Save a changed session into the response: what it holds now is what the next
+        request of the same client gets. Changes made after this are lost."""
+        if session.modified and not isinstance(session, contexts.NullSession):
+            response.session_cookie = dict(session)
 
     # -- hooks and handlers -----------------------------------------------------------------
     def scopes(self, first: str) -> list[Scope]:
@@ -382,11 +395,18 @@ class App(contexts.App, Scope):
 
 
 class Client:
+    """Sends requests to an app, and keeps the session the last response saved, as a
+    browser keeps a cookie."""
+
     def __init__(self, app: App) -> None:
         self.app = app
+        self.cookie: Optional[dict[str, Any]] = None
 
     def get(self, path: str) -> Response:
-        return self.app.handle(path)
+        response = self.app.handle(path, self.cookie)
+        if response.session_cookie is not None:
+            self.cookie = response.session_cookie
+        return response
 
 
 #: A template's fields: ``{{ name }}``.

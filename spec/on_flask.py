@@ -30,6 +30,7 @@ FLASK_NAMES = (
     "copy_current_request_context",
     "after_this_request",
     "abort",
+    "session",
     "render_template_string",
     "flash",
     "signals",

@@ -188,6 +188,28 @@ def teardown_errors_swallowed(app: Any) -> None:
     app.do_teardown_request = do_teardown_request
 
 
+def session_saved_before_after_request(app: Any) -> None:
+    """The session is saved before the after_request functions run: their changes are lost."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    class SavesNothing(SecureCookieSessionInterface):
+        def save_session(self, *args: Any) -> None:
+            pass
+
+    original = app.process_response
+
+    def process_response(response: Any) -> Any:
+        interface = app.session_interface
+        interface.save_session(app, flask.session._get_current_object(), response)
+        app.session_interface = SavesNothing()
+        try:
+            return original(response)
+        finally:
+            app.session_interface = interface
+
+    app.process_response = process_response
+
+
 def context_processors_win_over_the_view(app: Any) -> None:
     """The render's own values are overwritten by the context processors'."""
 
@@ -248,6 +270,7 @@ MUTANTS = [
         errors_processing_the_500_propagate, "lifecycle.after.raises", id="500-errors-propagate"
     ),
     pytest.param(teardown_errors_swallowed, "lifecycle.teardown.raises", id="teardown-swallows"),
+    pytest.param(session_saved_before_after_request, "lifecycle.session", id="session-saved-early"),
     pytest.param(context_processors_win_over_the_view, "lifecycle.templates", id="processors-win"),
     pytest.param(async_views_run_in_a_fresh_context, "lifecycle.async", id="async-fresh-context"),
     pytest.param(g_per_thread, "lifecycle.interleaved", id="g-per-thread"),

@@ -45,6 +45,10 @@ AFTER = ("pass", "raise")
 #: ``async:`` view does the same from an ``async def`` view (at ``.../a``, not ``.../v``).
 SYNC_VIEWS = ("ok", "handled", "unhandled", "abort404", "abort403", "render", "flash")
 VIEWS = (*SYNC_VIEWS, "async:ok", "async:handled", "async:unhandled", "async:render")
+#: Where a request writes its number into the session: the view, its after_request and
+#: teardown_request functions, and the request_finished signal. The next request reads
+#: them back when it starts, to see which writes were saved.
+SESSION_KEYS = ("view", "after_request", "request_finished", "teardown_request")
 #: What a rendering view renders, and the value it passes itself.
 TEMPLATE = "{{ who }}|{{ x }}"
 #: Error handlers a scope may register: an exception class's name, or an HTTP code.
@@ -64,6 +68,7 @@ CLAUSE_OF_EVENT: Mapping[str, str] = {
     "context": "lifecycle.context",
     "signal": "lifecycle.signals",
     "errorhandler": "lifecycle.errors",
+    "session": "lifecycle.session",
     "template": "lifecycle.templates",
     "url_value_preprocessor": "lifecycle.url-values",
     "before_request": "lifecycle.before",
@@ -201,6 +206,7 @@ class Built:
 
     def __init__(self, api: Any, app: Any, plan: Plan, machine: LifecycleBase) -> None:
         self.api, self.app, self.machine = api, app, machine
+        self.client = app.test_client()
         self.receivers: list[tuple[Any, Callable[..., Any]]] = []
         blueprint, child = api.Blueprint("bp", __name__), api.Blueprint("child", __name__)
         for scope, target in (("app", app), ("bp", blueprint), ("child", child)):
@@ -238,7 +244,10 @@ class Built:
         actor calls this; the recording functions find ``dispatch`` as the machine's
         current one."""
         self.machine.current = dispatch
-        outcome = capture(lambda: self.app.test_client().get(dispatch.request.url).status_code)
+        # One client for all requests keeps the session from one to the next; requests in
+        # flight at once get a client each.
+        client = self.client if self.machine.keeps_session else self.app.test_client()
+        outcome = capture(lambda: client.get(dispatch.request.url).status_code)
         # Whatever happened, the request must leave no context behind in this actor.
         left = capture(lambda: self.api.has_request_context() or self.api.has_app_context())
         if left != Returned(False):
@@ -294,6 +303,7 @@ class Built:
 
         def after_request(response: Any) -> Any:
             self.record(event)
+            self.write_session("after_request")
             if behaviour == "raise":
                 raise Unhandled(event)
             return response
@@ -305,6 +315,8 @@ class Built:
             got = "None" if exc is None else type(exc).__name__
             event = f"{kind}:{scope}{n}({got})" + (RAISES if behaviour == "raise" else "")
             self.record(event, request_too=kind == "teardown_request")
+            if kind == "teardown_request":
+                self.write_session(kind)
             if behaviour == "raise":
                 raise Unhandled(event)
 
@@ -317,9 +329,23 @@ class Built:
 
         return errorhandler
 
+    def write_session(self, key: str) -> None:
+        """Write this request's number into the session under ``key``."""
+        number = self.machine.current.request.number
+        written = capture(lambda: self.api.session.__setitem__(key, number))
+        if not isinstance(written, Returned):
+            self.machine.current.trace.append(f"session:{key} could not write ({written})")
+
+    def read_session(self) -> None:
+        """Record what the session holds of the writes of earlier requests."""
+        seen = capture(lambda: [f"{key}={self.api.session.get(key)}" for key in SESSION_KEYS])
+        shown = " ".join(seen.value) if isinstance(seen, Returned) else seen.describe()
+        self.machine.current.trace.append(f"session:{shown}")
+
     def view(self) -> Any:
         request = self.machine.current.request
         self.record("view")
+        self.write_session("view")
         if request.after_this_request:
 
             def after_this(response: Any) -> Any:
@@ -355,6 +381,9 @@ class Built:
             current.trace.append(f"{kind}:{name}{carried(name, kwargs)}")
             if name == "request_started":  # mark this request's g, for every later check
                 setattr(self.api.g, MARKER, current.token)
+                self.read_session()
+            if name == "request_finished":
+                self.write_session(name)
             self.machine.checkpoint()
 
         return receiver
@@ -382,6 +411,7 @@ class LifecycleBase(ConformanceMachine):
         super().__init__(adapter, target, hang_timeout)
         self.current = Dispatch(Request("/", "ok", False, 0))
         self.running: Optional[Actor] = None  # the actor whose request runs now, if any
+        self.keeps_session = True  # do requests share one client, and so its session?
         self.built: list[Built] = []
         self.numbers = itertools.count(1)
 
@@ -490,6 +520,7 @@ class InterleavingLifecycleMachine(LifecycleBase):
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__(adapter, target, hang_timeout)
         self.in_flight: list[InFlight] = []
+        self.keeps_session = False
 
     # No preconditions: they misalign Hypothesis's shrinker, which then cannot delete
     # steps. A begin with too many in flight, or an advance with none, does nothing.
