@@ -311,6 +311,11 @@ LIFECYCLE = _clauses(
             "An async view runs in the lifecycle like a sync one, with its request's request and g",
         ),
         (
+            "lifecycle.stream",
+            "A body streamed with stream_with_context runs after request_finished, inside its "
+            "request, and the request's teardown runs after it with its error",
+        ),
+        (
             "lifecycle.signals",
             "Signals are sent in the lifecycle's order; got_request_exception only for an "
             "unhandled error",
@@ -326,6 +331,25 @@ LIFECYCLE = _clauses(
         ),
     ],
 )
+
+LIFECYCLE += [
+    Clause(
+        "lifecycle.stream.held",
+        "lifecycle",
+        "stream_with_context keeps the request's contexts pushed until the body ends; the "
+        "request is torn down once, after it",
+        level="DESCRIBES",
+        holds_for=until("3.0"),
+    ),
+    Clause(
+        "lifecycle.stream.pushed-again",
+        "lifecycle",
+        "The request is torn down when its view returns; stream_with_context pushes its "
+        "contexts again around the body and tears them down again after it",
+        level="DESCRIBES",
+        holds_for=since("3.1"),
+    ),
+]
 
 CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY + CONTEXTS + LIFECYCLE)
 BY_ID = {clause.id: clause for clause in CLAUSES}

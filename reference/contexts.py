@@ -140,19 +140,24 @@ class AppContext:
     def __init__(self, app: App) -> None:
         self.app = app
         self.g = AppGlobals()
+        self._pushes = 0  # how many times this context is pushed now (it may be nested)
 
     def push(self) -> None:
         _app_contexts.push(self)
+        self._pushes += 1
         self.app.app_context_pushed()
 
     def pop(self, exc: Optional[BaseException] = None) -> None:
         """Pop this context, which must be the active one; if it is not, raise
-        AssertionError and change nothing. ``exc`` is the error that ends it, if any."""
+        AssertionError and change nothing. ``exc`` is the error that ends it, if any. Its
+        teardown runs when its last push is popped."""
         _check_top(_app_contexts.top, self, "app")
         try:
-            self.app.do_teardown_appcontext(exc)
+            if self._pushes == 1:
+                self.app.do_teardown_appcontext(exc)
         finally:  # a teardown function that raises still leaves the context popped
             _app_contexts.pop()
+            self._pushes -= 1
         self.app.app_context_popped()
 
     def __enter__(self) -> AppContext:
@@ -190,10 +195,13 @@ class RequestContext:
     def pop(self, exc: Optional[BaseException] = None) -> None:
         """Pop this context and the app context it brought along. It must be the active
         one; if it is not, raise AssertionError and change nothing. ``exc`` is the error
-        that ends the request, if any: teardown functions receive it."""
+        that ends the request, if any: teardown functions receive it. A context pushed
+        more than once (``stream_with_context`` does that) is torn down when its last
+        push is popped."""
         _check_top(_request_contexts.top, self, "request")
         try:
-            self.app.do_teardown_request(exc)
+            if len(self._brought) == 1:  # teardown when the last push is popped
+                self.app.do_teardown_request(exc)
         finally:  # a teardown function that raises still leaves the context popped
             _request_contexts.pop()
             brought = self._brought.pop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import contexts
@@ -28,6 +28,7 @@ from .contexts import (
 __all__ = [
     "App",
     "Blueprint",
+    "Response",
     "abort",
     "after_this_request",
     "flash",
@@ -38,6 +39,7 @@ __all__ = [
     "request",
     "session",
     "signals",
+    "stream_with_context",
 ]
 
 Hook = Callable[..., Any]
@@ -140,14 +142,25 @@ def abort(code: int) -> None:
 
 
 class Response:
-    def __init__(self, body: str, status_code: int = 200) -> None:
+    """A status and a body: a string, or an iterable of strings that is sent as it is
+    produced (a streamed response), read by ``get_data``."""
+
+    def __init__(self, body: Union[str, Iterable[str]], status_code: int = 200) -> None:
         self.body = body
         self.status_code = status_code
         # The session as saved into this response (its cookie), if it was saved.
         self.session_cookie: Optional[dict[str, Any]] = None
 
     def get_data(self, as_text: bool = False) -> Union[str, bytes]:
+        if not isinstance(self.body, str):
+            self.body = "".join(self.body)
         return self.body if as_text else self.body.encode()
+
+    def close(self) -> None:
+        """Done with the response: end a streamed body that was not read to its end."""
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
 
 
 def make_response(rv: Any) -> Response:
@@ -230,12 +243,27 @@ class Blueprint(Scope):
         super().__init__(name)
 
 
+#: How ``stream_with_context`` keeps a streamed body inside its request (spec/lifecycle.md,
+#: lifecycle.stream.*): "held", the request's contexts stay pushed until the body ends and
+#: the request is torn down once, after it (Flask 3.0 and earlier); "pushed again", the
+#: request is torn down as usual when the view's response is made, and its contexts are
+#: pushed again around the body and torn down again after it (Flask 3.1).
+STREAM_CONTEXTS = ("held", "pushed again")
+
+
 class App(contexts.App, Scope):
     """An app that answers requests: ``app.test_client().get(path)``."""
 
-    def __init__(self, name: str, secret_key: Optional[str] = None) -> None:
+    def __init__(
+        self, name: str, secret_key: Optional[str] = None, stream_contexts: str = "pushed again"
+    ) -> None:
         contexts.App.__init__(self, name, secret_key)
         Scope.__init__(self, name)
+        if stream_contexts not in STREAM_CONTEXTS:
+            raise ValueError(
+                f"stream_contexts is one of {STREAM_CONTEXTS}, not {stream_contexts!r}"
+            )
+        self.stream_contexts = stream_contexts
 
     def teardown_appcontext(self, f: Hook) -> Hook:
         return self._register("teardown_appcontext")(f)
@@ -432,6 +460,39 @@ def flash(message: str, category: str = "message") -> None:
     """Keep ``message`` in the session for the next request, and tell message_flashed."""
     session["_flashes"] = [*session.get("_flashes", []), (category, message)]
     current_app.send("message_flashed", message=message, category=category)
+
+
+def stream_with_context(body: Iterable[str]) -> Iterator[str]:
+    """``body``, made to run inside the active request's contexts when it is streamed,
+    after the view has returned; the request's teardown functions get its error."""
+    ctx = _active_request_context()
+    app_ctx = contexts._app_contexts.top
+    assert app_ctx is not None  # a request context always has an app context under it
+    held = ctx.app.stream_contexts == "held"  # type: ignore[attr-defined]
+    if held:
+        ctx.push()  # a second push: the request's own pop is then not its last one
+
+    def streamed() -> Iterator[str]:
+        error: Optional[BaseException] = None
+        if not held:
+            app_ctx.push()
+            ctx.push()
+        try:
+            yield from body
+        except BaseException as e:  # GeneratorExit too: the teardown functions get it
+            error = e
+            raise
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            try:
+                ctx.pop(error)
+            finally:
+                if not held:
+                    app_ctx.pop(error)
+
+    return streamed()
 
 
 def after_this_request(f: Hook) -> Hook:

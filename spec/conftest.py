@@ -9,7 +9,8 @@ The examples of contexts.md and lifecycle.md run twice: against the reference, a
 against real Flask (test IDs ``sybil:flask,line:...``), with ``reference.contexts`` and
 ``reference.lifecycle`` standing for Flask (``on_flask.py``). So what they show is known
 to be true of the Flask that is installed, not only of the reference. Without Flask, only
-the reference runs.
+the reference runs. An example of a clause that does not hold for the installed Flask's
+version profile is skipped on Flask.
 
 Works with Sybil 10 (Python >= 3.11) and Sybil 9.x (Python 3.9 and 3.10): both have
 ``Sybil`` (with ``name``, and ``+`` for a collection), ``sybil.parsers.markdown.CodeBlockParser``
@@ -19,9 +20,11 @@ and ``sybil.evaluators.python.PythonEvaluator`` with the signatures used here.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
-from typing import Any
+from typing import Any, Optional
 
+import pytest
 from sybil import Sybil
 from sybil.evaluators.python import PythonEvaluator
 from sybil.parsers.markdown import CodeBlockParser
@@ -39,13 +42,30 @@ class FreshNamespace(PythonEvaluator):
         super().__call__(example)
 
 
+#: A clause heading: ``### `lifecycle.stream.held` — ...``.
+HEADING = re.compile(r"^### `([a-z0-9.-]+)`", re.MULTILINE)
+
+
+def clause_of(example: Any) -> Optional[str]:
+    """The ID of the clause whose section holds ``example``, if any."""
+    text = example.document.text[: example.start]
+    headings = HEADING.findall(text)
+    return headings[-1] if headings else None
+
+
 class OnFlask(FreshNamespace):
     """Run each example with the reference's context and lifecycle modules standing for
-    real Flask."""
+    real Flask; skip one whose clause does not hold for the installed Flask's profile."""
 
     def __call__(self, example: Any) -> None:
         __tracebackhide__ = True
-        from on_flask import MODULES
+        from on_flask import MODULES, installed_profile
+
+        from conformance.clauses import BY_ID
+
+        clause = BY_ID.get(clause_of(example) or "")
+        if clause is not None and installed_profile() not in clause.holds_for:
+            pytest.skip(f"{clause.id} holds for profiles {clause.profiles}, not this Flask's")
 
         saved = {name: sys.modules.get(name) for name in MODULES}
         sys.modules.update(MODULES)

@@ -33,6 +33,8 @@ FLASK_NAMES = (
     "session",
     "render_template_string",
     "flash",
+    "stream_with_context",
+    "Response",
     "signals",
 )
 #: The reference's tables, which an example may read to show the data behind a rule.
@@ -44,10 +46,13 @@ TABLES = (
     "needs_app_context",
     "HOOK_ORDER",
     "SIGNALS",
+    "STREAM_CONTEXTS",
 )
 
 
-def App(name: str, secret_key: Optional[str] = None) -> Any:
+def App(name: str, secret_key: Optional[str] = None, stream_contexts: str = "") -> Any:
+    """A Flask app; ``stream_contexts`` names how the reference streams, which Flask's
+    release line decides (an example that needs the other way is skipped)."""
     app = flask.Flask(name)
     app.secret_key = secret_key
     app.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
@@ -76,3 +81,11 @@ def shim(of: types.ModuleType) -> types.ModuleType:
 
 #: What ``from reference.X import ...`` finds while an example runs against Flask.
 MODULES = {module.__name__: shim(module) for module in (reference.contexts, reference.lifecycle)}
+
+
+def installed_profile() -> str:
+    """The version profile of the installed Flask, as the flask adapter picks it."""
+    from conformance.adapter import library_version
+    from conformance.profiles import profile_for_version
+
+    return profile_for_version(library_version("flask"))

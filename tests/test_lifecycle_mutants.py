@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import inspect
 import threading
+import types
 from importlib import metadata
 from typing import Any, Callable
 
@@ -294,6 +295,23 @@ def test_patched_flask_is_caught_by_its_clause(patch: Patch, clause: str) -> Non
     assert len(lines) <= MAX_PROGRAM_LINES, result.failure.program
 
 
+class StreamWithoutContextAdapter(FlaskAdapter):
+    """Real Flask, whose stream_with_context keeps nothing: the body runs outside any
+    request, once the request has been torn down."""
+
+    def lifecycle_api(self) -> Any:
+        api = types.SimpleNamespace(**vars(flask))
+        api.stream_with_context = lambda body: body
+        return api
+
+
+def test_stream_without_its_request_is_caught() -> None:
+    result = check(StreamWithoutContextAdapter(), "lifecycle.stream")
+    assert result.verdict == "failed", result.reason
+    assert result.failure is not None and result.failure.clause == "lifecycle.stream"
+    assert len(result.failure.program.splitlines()) <= MAX_PROGRAM_LINES, result.failure.program
+
+
 def test_request_that_is_not_its_own_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """request stuck on the first request it ever saw: hooks see another request."""
     from werkzeug.local import LocalProxy
@@ -309,6 +327,10 @@ def test_request_that_is_not_its_own_is_caught(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_every_clause_has_a_mutant() -> None:
-    caught = {param.values[1] for param in MUTANTS} | {"lifecycle.context"}  # and the test above
+    # and the two tests above, and the DESCRIBES clauses of streaming, which
+    # test_wrong_profile.py checks by forcing the other release line's profile.
+    others = {"lifecycle.context", "lifecycle.stream"}
+    others |= {"lifecycle.stream.held", "lifecycle.stream.pushed-again"}
+    caught = {param.values[1] for param in MUTANTS} | others
     every = {clause.id for clause in BY_ID.values() if clause.capability == "lifecycle"}
     assert every - caught == set()

@@ -21,7 +21,7 @@ in the plain runs.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -31,6 +31,7 @@ from hypothesis.stateful import initialize, rule
 import reference.lifecycle
 
 from ..outcome import Outcome, Raised, Returned, capture
+from ..profiles import since, until
 from ..scheduler import PAUSED, Actor
 from .base import ConformanceMachine, named_like
 
@@ -49,6 +50,17 @@ VIEWS = (*SYNC_VIEWS, "async:ok", "async:handled", "async:unhandled", "async:ren
 #: teardown_request functions, and the request_finished signal. The next request reads
 #: them back when it starts, to see which writes were saved.
 SESSION_KEYS = ("view", "after_request", "request_finished", "teardown_request")
+#: The views that stream their body with stream_with_context (the second raises midway).
+#: Only the lifecycle.stream* runs send requests to them, with plans whose after_request
+#: and teardown functions never raise: a streamed response dropped for a 500 is closed
+#: whenever the garbage collector gets to it, which no trace can pin.
+STREAM_VIEWS = ("stream", "stream_raise")
+#: How stream_with_context keeps the body in its request, by version profile: the
+#: reference's modes (reference.lifecycle.STREAM_CONTEXTS) and the clause that pins each.
+STREAM_CONTEXTS: Mapping[str, tuple[str, str]] = {
+    **{profile: ("held", "lifecycle.stream.held") for profile in until("3.0")},
+    **{profile: ("pushed again", "lifecycle.stream.pushed-again") for profile in since("3.1")},
+}
 #: What a rendering view renders, and the value it passes itself.
 TEMPLATE = "{{ who }}|{{ x }}"
 #: Error handlers a scope may register: an exception class's name, or an HTTP code.
@@ -68,6 +80,7 @@ CLAUSE_OF_EVENT: Mapping[str, str] = {
     "context": "lifecycle.context",
     "signal": "lifecycle.signals",
     "errorhandler": "lifecycle.errors",
+    "stream": "lifecycle.stream",
     "session": "lifecycle.session",
     "template": "lifecycle.templates",
     "url_value_preprocessor": "lifecycle.url-values",
@@ -149,6 +162,23 @@ scope_plans = st.builds(
 )
 plans = st.builds(
     Plan, app=scope_plans, bp=scope_plans, child=scope_plans, teardown_appcontext=behaviours(AFTER)
+)
+never_raising = ("pass",)
+stream_scope_plans = st.builds(
+    ScopePlan,
+    url_values=st.integers(0, 1),
+    context_processors=st.just(0),
+    before=behaviours(BEFORE),
+    after=behaviours(never_raising),
+    teardown=behaviours(never_raising),
+    handlers=st.frozensets(st.sampled_from(HANDLERS)),
+)
+stream_plans = st.builds(
+    Plan,
+    app=stream_scope_plans,
+    bp=stream_scope_plans,
+    child=stream_scope_plans,
+    teardown_appcontext=behaviours(never_raising),
 )
 
 
@@ -247,7 +277,16 @@ class Built:
         # One client for all requests keeps the session from one to the next; requests in
         # flight at once get a client each.
         client = self.client if self.machine.keeps_session else self.app.test_client()
-        outcome = capture(lambda: client.get(dispatch.request.url).status_code)
+
+        def send() -> Any:
+            response = client.get(dispatch.request.url)
+            try:
+                response.get_data()  # a streamed body runs now
+            finally:
+                response.close()
+            return response.status_code
+
+        outcome = capture(send)
         # Whatever happened, the request must leave no context behind in this actor.
         left = capture(lambda: self.api.has_request_context() or self.api.has_app_context())
         if left != Returned(False):
@@ -364,7 +403,18 @@ class Built:
             self.record(f"template:rendered {self.api.render_template_string(TEMPLATE, x='view')}")
         if what == "flash":
             self.api.flash("flashed")
+        if what in STREAM_VIEWS:
+            return self.api.Response(self.api.stream_with_context(self.body(what)))
         return "ok"
+
+    def body(self, what: str) -> Iterator[str]:
+        """A streamed body: it records where it starts and ends, and may raise midway."""
+        self.record("stream:start")
+        yield "a"
+        if what == "stream_raise":
+            raise Unhandled("stream")
+        self.record("stream:end")
+        yield "b"
 
     async def async_view(self) -> Any:
         current = self.machine.current
@@ -407,6 +457,10 @@ class LifecycleBase(ConformanceMachine):
     """What both lifecycle machines share: the plan built twice (``build``, their first
     rule), the model's dispatch, and the comparison."""
 
+    #: Does this run send requests to streaming views? Only then is the reference that
+    #: streams the other way consulted.
+    streams = False
+
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__(adapter, target, hang_timeout)
         self.current = Dispatch(Request("/", "ok", False, 0))
@@ -417,12 +471,20 @@ class LifecycleBase(ConformanceMachine):
 
     @initialize(plan=plans)
     def build(self, plan: Plan) -> None:
-        model_app = reference.lifecycle.App("ctxspec", secret_key="ctxspec")
-        self.model = Built(reference.lifecycle, model_app, plan, self)
+        mode, self.stream_clause = STREAM_CONTEXTS[self.adapter.profile]
+        self.model = self.reference_built(plan, mode)
+        # The reference streaming the other way: a streamed request that matches it instead
+        # of the model shows the other release line's behaviour.
+        other = next(m for m in reference.lifecycle.STREAM_CONTEXTS if m != mode)
+        self.other_model = self.reference_built(plan, other)
         self.actual = Built(
             self.adapter.lifecycle_api(), self.adapter.new_app("ctxspec"), plan, self
         )
-        self.built = [self.model, self.actual]
+        self.built = [self.model, self.other_model, self.actual]
+
+    def reference_built(self, plan: Plan, stream_contexts: str) -> Built:
+        app = reference.lifecycle.App("ctxspec", "ctxspec", stream_contexts)
+        return Built(reference.lifecycle, app, plan, self)
 
     def new_request(self, path: str, view: str, after_this: bool) -> Request:
         return Request(path, view, after_this, next(self.numbers))
@@ -430,6 +492,14 @@ class LifecycleBase(ConformanceMachine):
     def model_dispatch(self, request: Request) -> tuple[Dispatch, Outcome]:
         expected = Dispatch(request)
         return expected, self.model.dispatch(expected)
+
+    def other_dispatch(self, request: Request) -> Optional[tuple[Dispatch, Outcome]]:
+        """The request sent to the reference that streams the other way, in the runs that
+        stream. Every request of such a run is, so that its session stays the model's."""
+        if not self.streams:
+            return None
+        other = Dispatch(request)
+        return other, self.other_model.dispatch(other)
 
     def checkpoint(self) -> None:
         """Called at every recorded event: pause the running request, if it runs in an
@@ -468,6 +538,8 @@ class LifecycleBase(ConformanceMachine):
             clause = clause_at(want[index : index + 1] + got[index : index + 1])
             if raising is not None and raising < index and after_raising is not None:
                 clause = after_raising  # they part after a function raised
+            elif seen.request.view in STREAM_VIEWS and "view" in want[:index]:
+                clause = "lifecycle.stream"  # they part where the body is streamed
             return clause, (
                 f"{what}: the trace parts at event {index + 1}\n"
                 f"  expected: {' '.join(want)}\n  observed: {' '.join(got)}"
@@ -483,24 +555,55 @@ class LifecycleMachine(LifecycleBase):
 
     @classmethod
     def for_target(cls, target: str) -> type[ConformanceMachine]:
-        return InterleavingLifecycleMachine if target == "lifecycle.interleaved" else cls
+        if target == "lifecycle.interleaved":
+            return InterleavingLifecycleMachine
+        if target.startswith("lifecycle.stream"):
+            return StreamingLifecycleMachine
+        return cls
 
     @rule(path=st.sampled_from(PATHS), view=st.sampled_from(VIEWS), after_this=st.booleans())
     def dispatch(self, path: str, view: str, after_this: bool) -> None:
         request = self.new_request(path, view, after_this)
-        expected = self.model_dispatch(request)
+        expected, other = self.model_dispatch(request), self.other_dispatch(request)
         seen = Dispatch(request)
-        clause, message = self.difference(expected, seen, self.actual.dispatch(seen))
-        if clause is not None and request.is_async:
+        status = self.actual.dispatch(seen)
+        clause, message = self.difference(expected, seen, status)
+        if clause is not None and other and self.difference(other, seen, status)[0] is None:
+            clause = self.stream_clause
+            message += "\n  (this is how the other release line streams)"
+        elif clause is not None and request.is_async:
             # Sent to the same view made sync, does the request give the expected trace?
             sync = self.new_request(path, view.split(":", 1)[1], after_this)
             sync_expected, sync_seen = self.model_dispatch(sync), Dispatch(sync)
+            self.other_dispatch(sync)
             sync_status = self.actual.dispatch(sync_seen)
             if self.difference(sync_expected, sync_seen, sync_status)[0] is None:
                 clause = "lifecycle.async"
                 message += "\n  (the same request to a sync view gives the expected trace)"
         if clause is not None:
             self.violated(clause, message)
+
+
+class StreamingLifecycleMachine(LifecycleMachine):
+    """Requests to views that stream their body with stream_with_context, besides a plain
+    one, against plans whose after_request and teardown functions never raise."""
+
+    streams = True
+
+    @initialize(plan=stream_plans)
+    def build(self, plan: Plan) -> None:
+        super().build(plan)
+
+    @rule(
+        path=st.sampled_from(PATHS),
+        view=st.sampled_from((*STREAM_VIEWS, "ok")),
+        after_this=st.booleans(),
+    )
+    def dispatch(self, path: str, view: str, after_this: bool) -> None:
+        super().dispatch(path, view, after_this)
+
+
+named_like(StreamingLifecycleMachine, LifecycleMachine)
 
 
 @dataclass
