@@ -11,6 +11,8 @@ reported *skipped*, never failed.
 | ``local``  | ``new_local()``, ``release_local(local)``                |
 | ``stack``  | ``new_stack()``                                          |
 | ``proxy``  | ``new_local()`` and ``new_proxy(local, name)``           |
+| ``contexts`` | ``new_app(name)`` and ``context_api()``                |
+| ``lifecycle`` | ``new_app(name)`` and ``lifecycle_api()``             |
 
 An adapter is addressed by a short built-in name, by ``module:attr`` (the attribute is
 an adapter, or a class or function that makes one with no arguments), or by a name
@@ -95,9 +97,12 @@ class Adapter:
         raise NotImplementedError
 
     def lifecycle_api(self) -> Any:
-        """A namespace with Flask's ``Blueprint``, ``abort``, ``after_this_request``,
-        ``signals``, ``request`` and ``g``; ``new_app`` then gives apps with Flask's hook
-        decorators, ``add_url_rule``, ``register_blueprint`` and ``test_client()``."""
+        """A namespace with Flask's ``Blueprint``, ``Response``, ``abort``,
+        ``after_this_request``, ``render_template_string``, ``flash``,
+        ``stream_with_context``, ``signals``, ``request``, ``session``, ``g``,
+        ``has_app_context`` and ``has_request_context``; ``new_app`` then gives apps with
+        Flask's hook decorators, ``errorhandler``, ``add_url_rule`` (sync and async views),
+        ``register_blueprint`` (blueprints nest) and ``test_client()``."""
         raise NotImplementedError
 
 
