@@ -155,7 +155,11 @@ def check_clause(
     machine = machine_class(base, clause.id)
     if instrument is not None:
         machine = instrument(machine)
-    with_actors = bool(getattr(base, "ACTOR_KINDS", {}).get(clause.id))
+    # A machine that starts actors its own way (requests in flight) says so with
+    # ``MANY_ACTORS``.
+    with_actors = bool(getattr(base, "ACTOR_KINDS", {}).get(clause.id)) or getattr(
+        machine, "MANY_ACTORS", False
+    )
     examples = options.budget.examples * (ACTOR_CLAUSE_EXAMPLES if with_actors else 1)
     hang_timeout = min(10.0, options.timeout)
 

@@ -620,6 +620,9 @@ class InterleavingLifecycleMachine(LifecycleBase):
     order the program draws (``begin``, ``advance``). No request is sent from main: one
     that is (``run_alone``) runs only once every other has ended."""
 
+    #: Its bugs need the right requests to meet: the runner gives it more examples.
+    MANY_ACTORS = True
+
     def __init__(self, adapter: Any, target: str, hang_timeout: float = 10.0) -> None:
         super().__init__(adapter, target, hang_timeout)
         self.in_flight: list[InFlight] = []
