@@ -13,6 +13,10 @@ reported *skipped*, never failed.
 | ``proxy``  | ``new_local()`` and ``new_proxy(local, name)``           |
 | ``contexts`` | ``new_app(name)`` and ``context_api()``                |
 | ``lifecycle`` | ``new_app(name)`` and ``lifecycle_api()``             |
+| ``chat``   | ``chat_url()``: the ``ws://HOST:PORT`` of a running server   |
+
+An adapter may also have ``unavailable``: capabilities it declares but cannot serve here,
+each with the reason (a package that is missing); their clauses are skipped with it.
 
 An adapter is addressed by a short built-in name, by ``module:attr`` (the attribute is
 an adapter, or a class or function that makes one with no arguments), or by a name
@@ -44,6 +48,7 @@ REQUIRED_METHODS: Mapping[str, tuple[str, ...]] = {
     "proxy": ("new_local", "new_proxy"),
     "contexts": ("new_app", "context_api"),
     "lifecycle": ("new_app", "lifecycle_api"),
+    "chat": ("chat_url",),
 }
 
 BUILTIN_ADAPTERS: Mapping[str, str] = {
@@ -94,6 +99,11 @@ class Adapter:
     def context_api(self) -> Any:
         """A namespace with Flask's ``current_app``, ``g``, ``request``, ``session``,
         ``has_app_context``, ``has_request_context``, ``copy_current_request_context``."""
+        raise NotImplementedError
+
+    def chat_url(self) -> str:
+        """The base URL (``ws://HOST:PORT``) of a chat server speaking spec/chat.md,
+        started if need be."""
         raise NotImplementedError
 
     def lifecycle_api(self) -> Any:
@@ -248,10 +258,11 @@ def validate(adapter: Any, spec: str) -> None:
 def load_adapter(spec: str) -> Any:
     """Find an adapter by URL, built-in name, ``module:attr`` or entry-point name."""
     if "://" in spec:
-        raise AdapterError(
-            f"adapter {spec!r}: server URLs are for the chat capability, which this "
-            "version of ctxspec does not check yet"
-        )
+        from .adapters.chat_servers import ChatServerAdapter
+
+        adapter = ChatServerAdapter(spec)
+        validate(adapter, spec)
+        return adapter
     if spec in BUILTIN_ADAPTERS:
         obj = _import_target(BUILTIN_ADAPTERS[spec], spec)
     elif ":" in spec:

@@ -20,6 +20,7 @@ SPEC_FILES = {
     "proxy": "spec/localproxy.md",
     "contexts": "spec/contexts.md",
     "lifecycle": "spec/lifecycle.md",
+    "chat": "spec/chat.md",
 }
 
 
@@ -351,5 +352,51 @@ LIFECYCLE += [
     ),
 ]
 
-CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY + CONTEXTS + LIFECYCLE)
+CHAT = _clauses(
+    "chat",
+    [
+        (
+            "chat.connect.register",
+            "A good name is registered under its percent-decoded form before the "
+            "connection's first frame is read",
+        ),
+        ("chat.connect.bad-name", "A bad name gets bad_name and close code 4400"),
+        (
+            "chat.connect.taken",
+            "A name already online gets name_taken and close code 4409; the session "
+            "holding it is untouched",
+        ),
+        (
+            "chat.direct.deliver",
+            "A direct message reaches its recipient exactly once, with from_user, to_user and msg",
+        ),
+        ("chat.direct.unknown", "A message to nobody online gets unknown_user, and reaches nobody"),
+        (
+            "chat.group.deliver",
+            "A group message reaches every other online user exactly once, and not its sender",
+        ),
+        (
+            "chat.from-user",
+            "from_user is always the sender's own name, and no other key a client sends is "
+            "forwarded",
+        ),
+        (
+            "chat.malformed.bad-request",
+            "A malformed message gets bad_request, and the connection stays open",
+        ),
+        (
+            "chat.malformed.utf8",
+            "A text message that is not valid UTF-8 closes the connection with 1007",
+        ),
+        ("chat.malformed.too-big", "A message over 65,536 bytes closes the connection with 1009"),
+        ("chat.order", "Each sender's frames reach each recipient in the order sent"),
+        (
+            "chat.disconnect.frees-name",
+            "A closed connection's name is freed within the grace period, and nothing meant "
+            "for it reaches another connection",
+        ),
+    ],
+)
+
+CLAUSES: tuple[Clause, ...] = tuple(LOCAL + STACK + PROXY + CONTEXTS + LIFECYCLE + CHAT)
 BY_ID = {clause.id: clause for clause in CLAUSES}

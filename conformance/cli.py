@@ -110,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"check against this version profile instead of the adapter's ({', '.join(PROFILES)})",
     )
 
+    run.add_argument(
+        "--grace",
+        type=positive_float,
+        metavar="SECONDS",
+        help="chat: how long a server may take to free a departed user's name (default: 1)",
+    )
+
+    chat = commands.add_parser("chat", help="serve the reference chat (spec/chat.md)")
+    chat.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    chat.add_argument(
+        "--port", type=int, default=9527, help="port to bind; 0 picks a free one (default: 9527)"
+    )
+
     replay = commands.add_parser("replay", help="re-run one clause's failure from a report")
     replay.add_argument("report", metavar="REPORT", help="a report written by 'ctxspec run'")
     replay.add_argument("clause", metavar="CLAUSE", help="the clause ID to replay")
@@ -139,10 +152,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return command_replay(args)
         if args.command == "adapters":
             return command_adapters()
+        if args.command == "chat":
+            return command_chat(args)
         return command_clauses()
     except (UsageError, AdapterError) as error:
         print(f"ctxspec: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+# -- chat -----------------------------------------------------------------------------------
+def command_chat(args: argparse.Namespace) -> int:
+    from .adapters.chat_servers import chat_packages_missing
+
+    missing = chat_packages_missing()
+    if missing:
+        raise UsageError(f"the reference chat server {missing}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
+    from reference.chat import server
+
+    return server.main(["--host", args.host, "--port", str(args.port)])
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -192,6 +221,8 @@ def command_run(args: argparse.Namespace) -> int:
     adapter = load_adapter(args.adapter)
     if args.as_version:
         adapter.profile = args.as_version
+    if args.grace is not None:
+        adapter.grace = args.grace
     clauses = select_clauses(args.only)
     seed = parse_seed(args.seed)
     source, known = resolve_known_failures(adapter, args.known_failures)

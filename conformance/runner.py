@@ -27,8 +27,10 @@ from hypothesis.reporting import with_reporter
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from .adapter import KnownFailure
+from .chat_client import ChatHung
 from .clauses import Clause
 from .machines.base import ConformanceMachine, machine_class
+from .machines.chat import ChatMachine
 from .machines.contexts import ContextsMachine
 from .machines.lifecycle import LifecycleMachine
 from .machines.local import LocalMachine
@@ -46,6 +48,7 @@ MACHINES: dict[str, type[ConformanceMachine]] = {
     "proxy": ProxyMachine,
     "contexts": ContextsMachine,
     "lifecycle": LifecycleMachine,
+    "chat": ChatMachine,
 }
 
 
@@ -128,6 +131,9 @@ def clause_seed(seed: int, clause_id: str) -> int:
 def skip_reason(adapter: Any, clause: Clause) -> Optional[str]:
     if clause.capability not in adapter.capabilities:
         return f"the adapter does not declare capability {clause.capability!r}"
+    unavailable = getattr(adapter, "unavailable", {}).get(clause.capability)
+    if unavailable:
+        return f"capability {clause.capability!r} {unavailable}"
     if adapter.profile not in clause.holds_for:
         return f"holds for profiles {clause.profiles}, not {adapter.profile}"
     return None
@@ -206,7 +212,7 @@ def check_clause(
         return result("failed", failure=Failure(violation.clause, violation.detail, program, blob))
     except ClauseHung:
         return result("errored", f"the run did not finish within {options.timeout:g} s (hang?)")
-    except ActorHung as hung:
+    except (ActorHung, ChatHung) as hung:
         return result("errored", f"an operation hung: {hung}")
     except Flaky as flaky:
         seen = _violation_in(flaky)

@@ -184,7 +184,7 @@ def test_real_entry_point_group_is_queried():
         (f"{MODULE}:failing_factory", r"failed to start: RuntimeError: no database$"),
         (f"{MODULE}:missing_library_factory", r"needs a library that is missing: No module"),
         (f"{MODULE}:NOT_AN_ADAPTER", r"is neither an adapter nor a factory of one$"),
-        ("ws://127.0.0.1:5000/ws", r"server URLs are for the chat capability"),
+        ("http://127.0.0.1:5000", r"a chat server is addressed as ws://HOST:PORT$"),
     ],
 )
 def test_load_errors(spec, message):

@@ -11,12 +11,19 @@ from reference.proxy import LocalProxy
 
 from ..adapter import Adapter
 from ..profiles import CURRENT_PROFILE
+from .chat_servers import StartedServer, chat_packages_missing, reference_server
 
 
 class ReferenceAdapter(Adapter):
     name = "reference"
-    capabilities = frozenset({"local", "stack", "proxy", "contexts", "lifecycle"})
+    capabilities = frozenset({"local", "stack", "proxy", "contexts", "lifecycle", "chat"})
     profile = CURRENT_PROFILE
+
+    def __init__(self) -> None:
+        missing = chat_packages_missing()
+        #: Capabilities it would have, with why they are unavailable here.
+        self.unavailable = {"chat": missing} if missing else {}
+        self.server: StartedServer = reference_server()
 
     def versions(self) -> dict[str, str]:
         return {"reference": "bundled with ctxspec"}
@@ -41,3 +48,7 @@ class ReferenceAdapter(Adapter):
 
     def lifecycle_api(self) -> Any:
         return lifecycle
+
+    def chat_url(self) -> str:
+        """The reference chat server, started on a free loopback port on first use."""
+        return self.server.start()

@@ -1,0 +1,280 @@
+"""The reference chat server: the router (``router.py``) behind Flask and gevent-websocket,
+as in the seeds, made to meet spec/chat.md. The one module under ``reference/`` that
+imports Flask.
+
+gevent-websocket 0.10.1 is unmaintained; ``ChatWebSocket`` works around what it gets
+wrong (each found by running it, see spec/chat.md):
+
+* ``close(code)`` sends no code (clients see 1005): we pack the code ourselves.
+* Its reply to a client's close frame that carries a reason is malformed: we echo the
+  client's code alone.
+* It has no message size limit: a frame or message over 65,536 bytes is refused before
+  its payload is read (1009).
+* Frames sent from several greenlets at once corrupt the stream, and the reading
+  greenlet sends too (pongs, close replies): every frame goes out under one lock, and a
+  connection's messages leave through its one writer greenlet (``Outbox``).
+* Its UTF-8 check raises before a close code can be sent: text comes to the router as
+  bytes, and the router decides (1007).
+
+Run it with ``ctxspec chat`` (or ``python -m reference.chat.server``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
+
+import gevent
+import gevent.lock
+import gevent.queue
+from flask import Flask, request
+from gevent.pywsgi import WSGIServer
+from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
+from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.websocket import Header, Stream, WebSocket
+
+from .router import MAX_BACKLOG_BYTES, MAX_MESSAGE_BYTES, Action, Close, Router, Send
+
+#: What ``ChatWebSocket.receive`` returns: a message, "too big", or None once closed.
+Message = Union[tuple[str, bytes], None]
+TOO_BIG = ("too_big", b"")
+
+
+class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
+    """gevent-websocket's WebSocket, with the fixes listed in the module docstring."""
+
+    closed: bool
+    raw_read: Any
+
+    def __init__(self, environ: Any, stream: Any, handler: Any) -> None:
+        super().__init__(environ, stream, handler)
+        self.send_lock = gevent.lock.RLock()
+
+    def send_frame(self, message: Any, opcode: int) -> Any:
+        with self.send_lock:
+            return super().send_frame(message, opcode)
+
+    def close(self, code: Optional[int] = 1000, message: bytes = b"") -> None:
+        if self.closed:
+            return
+        payload = b"" if code is None else struct.pack("!H", code) + message
+        try:
+            self.send_frame(payload, self.OPCODE_CLOSE)
+        except WebSocketError:
+            pass  # the peer is gone already
+        finally:
+            self.closed = True
+            self.stream = self.raw_write = self.raw_read = self.environ = None
+
+    def read_frame(self) -> tuple[Any, bytes]:
+        header = Header.decode_header(self.stream)
+        if header.flags:
+            raise ProtocolError("reserved bits set")
+        if header.length > MAX_MESSAGE_BYTES:  # before reading a byte of its payload
+            raise FrameTooLargeException(f"a frame of {header.length} bytes")
+        if not header.length:
+            return header, b""
+        payload = self.raw_read(header.length)
+        if len(payload) != header.length:
+            raise WebSocketError("the connection ended inside a frame")
+        return header, header.unmask_payload(payload) if header.mask else payload
+
+    def read_message(self) -> Message:
+        kind: Optional[str] = None
+        message = bytearray()
+        while True:
+            header, payload = self.read_frame()
+            opcode = header.opcode
+            if opcode in (self.OPCODE_TEXT, self.OPCODE_BINARY):
+                if kind is not None:
+                    raise ProtocolError("a new message inside a fragmented one")
+                kind = "text" if opcode == self.OPCODE_TEXT else "binary"
+            elif opcode == self.OPCODE_CONTINUATION:
+                if kind is None:
+                    raise ProtocolError("a continuation frame with no message")
+            elif opcode == self.OPCODE_PING:
+                self.handle_ping(header, payload)
+                continue
+            elif opcode == self.OPCODE_PONG:
+                continue
+            elif opcode == self.OPCODE_CLOSE:
+                self.handle_close(header, payload)
+                return None
+            else:
+                raise ProtocolError(f"unknown opcode {opcode}")
+            message += payload
+            if len(message) > MAX_MESSAGE_BYTES:
+                raise FrameTooLargeException("a message over the limit")
+            if header.fin:
+                return kind, bytes(message)
+
+    def handle_close(self, header: Any, payload: bytes) -> None:
+        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1000
+        self.close(code if self._is_valid_close_code(code) else 1002)
+
+    def receive(self) -> Message:
+        if self.closed:
+            return None
+        try:
+            return self.read_message()
+        except FrameTooLargeException:
+            return TOO_BIG
+        except ProtocolError:
+            self.close(1002)
+        except OSError:  # the peer is gone (WebSocketError is a socket.error too)
+            self.close(None)
+        return None
+
+
+class ChatHandler(WebSocketHandler):  # type: ignore[misc,unused-ignore]
+    """Hands the view a ChatWebSocket instead of gevent-websocket's own."""
+
+    def upgrade_connection(self) -> Any:
+        # Small frames go out at once: without this, Nagle's algorithm holds a frame
+        # written in two parts until the peer's delayed ACK, some 40 ms a frame.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        result = super().upgrade_connection()
+        stock = self.environ.get("wsgi.websocket")
+        if stock is not None:
+            stock.closed = True  # it must never write: it is replaced before any frame
+            self.websocket = ChatWebSocket(self.environ, Stream(self), self)
+            self.environ["wsgi.websocket"] = self.websocket
+        return result
+
+
+class Outbox:
+    """One connection's queue and its one writer greenlet: frames for a connection leave
+    in the order they were queued, and never two at once. Also the connection's identity
+    for the router."""
+
+    def __init__(self, ws: ChatWebSocket, name: str) -> None:
+        self.ws, self.name = ws, name
+        self.queue: gevent.queue.Queue[Optional[tuple[str, Any]]] = gevent.queue.Queue()
+        self.backlog = 0  # bytes queued and not yet sent
+        self.ended = False  # the router closed it: read no more
+        self.writer = gevent.spawn(self.write)
+
+    def put(self, action: Action) -> None:
+        if self.ended:
+            return
+        if isinstance(action, Close):
+            self.ended = True
+            self.queue.put(("close", action.code))
+            return
+        data = json.dumps(action.frame)
+        self.backlog += len(data)
+        self.queue.put(("text", data))
+
+    def write(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            kind, value = item
+            try:
+                if kind == "close":
+                    self.ws.close(value)
+                    return
+                self.ws.send_frame(value, self.ws.OPCODE_TEXT)
+            except WebSocketError:
+                return  # the peer is gone: what is left goes nowhere
+            self.backlog -= len(value)
+
+    def finish(self) -> None:
+        """Stop writing, once what is queued for a server close has gone."""
+        if not self.ended:
+            self.queue.put(None)
+        self.writer.join(timeout=5)
+
+    def __repr__(self) -> str:
+        return f"<connection of {self.name!r}>"
+
+
+def create_app(router: Optional[Router] = None) -> Flask:
+    """The chat app: ``/ws/<name>`` for clients, ``/`` for people."""
+    router = router or Router()
+    app = Flask(__name__)
+
+    def dispatch(actions: Sequence[Action]) -> None:
+        for action in actions:
+            outbox = action.to if isinstance(action, Send) else action.connection
+            assert isinstance(outbox, Outbox)
+            outbox.put(action)
+            if isinstance(action, Send) and outbox.backlog > MAX_BACKLOG_BYTES:
+                dispatch(router.close(outbox, "backlog"))  # it stopped reading
+
+    @app.route("/ws/<path:name>", websocket=True)  # websocket=True: Werkzeug 3 needs it
+    def chat(name: str) -> str:
+        ws = request.environ["wsgi.websocket"]
+        outbox = Outbox(ws, name)
+        dispatch(router.connect(outbox, name))  # registered before any frame is read
+        try:
+            while not outbox.ended:
+                message = ws.receive()
+                if message is None:
+                    break
+                kind, payload = message
+                if message == TOO_BIG:
+                    dispatch(router.close(outbox, "too_big"))
+                elif kind == "text":
+                    dispatch(router.text(outbox, payload))
+                else:
+                    dispatch(router.binary(outbox, payload))
+        finally:
+            router.disconnect(outbox)
+            outbox.finish()
+        return ""  # None would make Flask log an error for a finished WebSocket
+
+    @app.route("/")
+    def index() -> str:
+        return (
+            "<!doctype html><title>ctxspec chat</title>"
+            "<p>A ctxspec chat server: connect a WebSocket to <code>/ws/&lt;name&gt;</code>.</p>"
+        )
+
+    return app
+
+
+def serve(
+    host: str, port: int, announce: Callable[[str], None], router: Optional[Router] = None
+) -> None:
+    """Serve the chat on ``host:port`` (0: a free port) until interrupted; ``announce``
+    gets the base URL once connections are accepted. ``router`` replaces the reference's
+    (the test suite serves broken ones)."""
+    app = create_app(router)
+    server = WSGIServer((host, port), app, handler_class=ChatHandler, log=None)
+    server.start()
+    announce(f"http://{host}:{server.server_port}")
+    try:
+        server.serve_forever()
+    finally:
+        server.stop(timeout=1)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="ctxspec chat", description="Serve the reference chat.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9527, help="0 picks a free port")
+    args = parser.parse_args(argv)
+
+    def announce(url: str) -> None:
+        ws = "ws" + url[len("http") :]
+        print(f"ctxspec chat: serving {url} (WebSocket {ws}/ws/<name>)", flush=True)
+
+    try:
+        serve(args.host, args.port, announce)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:  # the port is taken, the host is not ours
+        print(f"ctxspec chat: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
