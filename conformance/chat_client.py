@@ -22,6 +22,16 @@ class ChatHung(BaseException):
 
 
 @dataclass(frozen=True)
+class Silent:
+    """Nothing came within the wait: the frames awaited were lost (or the server hangs)."""
+
+    seconds: float
+
+    def __repr__(self) -> str:
+        return f"<nothing more within {self.seconds:g} s>"
+
+
+@dataclass(frozen=True)
 class Closed:
     """The server closed the connection, with this code (None: no code, or no close frame
     at all)."""
@@ -29,7 +39,7 @@ class Closed:
     code: Optional[int]
 
 
-Received = Union[dict[str, Any], Closed, str]  # a frame, the close, or what was not JSON
+Received = Union[dict[str, Any], Closed, Silent, str]  # a frame, the close, or not JSON
 
 
 def ws_url(base: str, name: str) -> str:
@@ -63,29 +73,44 @@ class ChatClient:
         return f"<client {self.name!r}>"
 
     # -- sending --------------------------------------------------------------------------
+    # Sending on a connection the server has closed is no error of the checker's: the
+    # next receive reports the close.
     def send(self, frame: Any) -> None:
-        self.ws.send(json.dumps(frame))
-
-    def send_text(self, text: str) -> None:
-        self.ws.send(text)
+        self._send(json.dumps(frame))
 
     def send_binary(self, data: bytes) -> None:
-        self.ws.send(data)
+        self._send(data)
 
     def send_raw_text(self, payload: bytes) -> None:
         """A text message whose bytes are ``payload`` as they are, valid UTF-8 or not."""
-        self.ws.send(payload, text=True)
+        self._send(payload, text=True)
+
+    def _send(self, data: Any, text: Optional[bool] = None) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        if self.closed is not None:
+            return
+        try:
+            if text is None:
+                self.ws.send(data)
+            else:
+                self.ws.send(data, text=text)
+        except ConnectionClosed:
+            pass
 
     # -- receiving ------------------------------------------------------------------------
-    def receive(self) -> Received:
-        """The next frame, parsed, or the close once the server has closed."""
+    def receive(self, silence: Optional[float] = None) -> Received:
+        """The next frame, parsed, or the close once the server has closed. With
+        ``silence``, nothing within that many seconds is ``Silent``; without, it is a hang."""
         from websockets.exceptions import ConnectionClosed
 
         if self.closed is not None:
             return self.closed
         try:
-            data = self.ws.recv(timeout=self.timeout)
+            data = self.ws.recv(timeout=silence or self.timeout)
         except TimeoutError:
+            if silence:
+                return Silent(silence)
             raise ChatHung(f"{self!r} got nothing within {self.timeout:g} s") from None
         except ConnectionClosed as closed:
             received = closed.rcvd

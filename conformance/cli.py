@@ -53,7 +53,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ctxspec",
-        description="Check Flask-style context machinery, or a chat server, against the ctxspec spec.",
+        description="Check Flask-style context machinery, or a chat server, against ctxspec.",
     )
     parser.add_argument("--version", action="version", version=f"ctxspec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -43,6 +43,8 @@ from .router import MAX_BACKLOG_BYTES, MAX_MESSAGE_BYTES, Action, Close, Router,
 #: What ``ChatWebSocket.receive`` returns: a message, "too big", or None once closed.
 Message = Union[tuple[str, bytes], None]
 TOO_BIG = ("too_big", b"")
+#: How long a connection the server closed may take to close its side too.
+DRAIN_SECONDS = 2.0
 
 
 class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
@@ -54,6 +56,7 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
     def __init__(self, environ: Any, stream: Any, handler: Any) -> None:
         super().__init__(environ, stream, handler)
         self.send_lock = gevent.lock.RLock()
+        self.unread = 0  # bytes of a refused frame's payload still on the wire
 
     def send_frame(self, message: Any, opcode: int) -> Any:
         with self.send_lock:
@@ -68,14 +71,38 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
         except WebSocketError:
             pass  # the peer is gone already
         finally:
-            self.closed = True
-            self.stream = self.raw_write = self.raw_read = self.environ = None
+            self.closed = True  # the stream stays, so that ``drain`` can read the reply
+
+    def drain(self, seconds: float) -> None:
+        """After closing: read and drop what the peer still sends (the rest of a refused
+        message, frames sent meanwhile) up to its close reply, for at most ``seconds``.
+        Closing the socket with unread data makes the kernel send a reset, which can
+        destroy our close frame before the peer reads it; and the peer, its reply sent,
+        waits for the server to close the TCP connection first (RFC 6455)."""
+        with gevent.Timeout(seconds, False):
+            try:
+                while True:
+                    if self.unread:  # the payload of a frame refused as too big
+                        chunk = self.raw_read(min(self.unread, 65_536))
+                        if not chunk:
+                            return
+                        self.unread -= len(chunk)
+                        continue
+                    try:
+                        header, _ = self.read_frame()
+                    except FrameTooLargeException:
+                        continue  # read_frame noted how much of it is left unread
+                    if header.opcode == self.OPCODE_CLOSE:
+                        return
+            except (WebSocketError, ProtocolError, OSError):
+                return  # reset, gone or garbled: nothing more to wait for
 
     def read_frame(self) -> tuple[Any, bytes]:
         header = Header.decode_header(self.stream)
         if header.flags:
             raise ProtocolError("reserved bits set")
         if header.length > MAX_MESSAGE_BYTES:  # before reading a byte of its payload
+            self.unread = header.length
             raise FrameTooLargeException(f"a frame of {header.length} bytes")
         if not header.length:
             return header, b""
@@ -228,6 +255,8 @@ def create_app(router: Optional[Router] = None) -> Flask:
         finally:
             router.disconnect(outbox)
             outbox.finish()
+            if outbox.ended:  # we closed it: let the peer's reply come before the socket goes
+                ws.drain(DRAIN_SECONDS)
         return ""  # None would make Flask log an error for a finished WebSocket
 
     @app.route("/")
