@@ -97,7 +97,51 @@ class KeepsGhosts(Router):
         return []
 
 
+class AcceptsAnyName(Router):
+    """Every name is good."""
+
+    def connect(self, connection: Any, name: str) -> list[Action]:
+        if name in self.connections:
+            return super().connect(connection, name)
+        self.connections[name] = connection
+        self.names[connection] = name
+        return []
+
+
+class IgnoresUnknownRecipients(Router):
+    """A message to nobody online is dropped without a word."""
+
+    def route(self, connection: Any, text: str) -> list[Action]:
+        return [
+            a for a in super().route(connection, text)
+            if not (isinstance(a, Send) and a.frame.get("error") == "unknown_user")
+        ]  # fmt: skip
+
+
+class IgnoresMalformed(Router):
+    """A malformed message is dropped without a word."""
+
+    def route(self, connection: Any, text: str) -> list[Action]:
+        return [
+            a for a in super().route(connection, text)
+            if not (isinstance(a, Send) and a.frame.get("error") == "bad_request")
+        ]  # fmt: skip
+
+
+class ReplacesInvalidUtf8(Router):
+    """Bytes that are not UTF-8 are replaced, and the message is served."""
+
+    def text(self, connection: Any, payload: bytes) -> list[Action]:
+        if connection not in self.names:
+            return []
+        return self.route(connection, payload.decode("utf-8", errors="replace"))
+
+
 MUTANTS = {
+    "accepts-any-name": (AcceptsAnyName, "chat.connect.bad-name"),
+    "ignores-unknown-recipients": (IgnoresUnknownRecipients, "chat.direct.unknown"),
+    "ignores-malformed": (IgnoresMalformed, "chat.malformed.bad-request"),
+    "replaces-invalid-utf8": (ReplacesInvalidUtf8, "chat.malformed.utf8"),
     "drops-first-message": (DropsFirstMessage, "chat.direct.deliver"),
     "swaps-pairs": (SwapsPairs, "chat.order"),
     "group-to-sender": (GroupToSender, "chat.group.deliver"),
