@@ -128,20 +128,10 @@ class IgnoresMalformed(Router):
         ]  # fmt: skip
 
 
-class ReplacesInvalidUtf8(Router):
-    """Bytes that are not UTF-8 are replaced, and the message is served."""
-
-    def text(self, connection: Any, payload: bytes) -> list[Action]:
-        if connection not in self.names:
-            return []
-        return self.route(connection, payload.decode("utf-8", errors="replace"))
-
-
 MUTANTS = {
     "accepts-any-name": (AcceptsAnyName, "chat.connect.bad-name"),
     "ignores-unknown-recipients": (IgnoresUnknownRecipients, "chat.direct.unknown"),
     "ignores-malformed": (IgnoresMalformed, "chat.malformed.bad-request"),
-    "replaces-invalid-utf8": (ReplacesInvalidUtf8, "chat.malformed.utf8"),
     "drops-first-message": (DropsFirstMessage, "chat.direct.deliver"),
     "swaps-pairs": (SwapsPairs, "chat.order"),
     "group-to-sender": (GroupToSender, "chat.group.deliver"),
