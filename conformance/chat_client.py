@@ -41,6 +41,12 @@ class Closed:
 
 Received = Union[dict[str, Any], Closed, Silent, str]  # a frame, the close, or not JSON
 
+#: The codes of a close the client library sends when a server's bytes make no message:
+#: a protocol error, text that is not UTF-8, a frame too big for the library.
+UNREADABLE = (1002, 1007, 1009)
+#: Messages the library reads ahead of ``receive``.
+READ_AHEAD = 2
+
 
 def ws_url(base: str, name: str) -> str:
     """The URL of ``/ws/<name>`` on the server at ``base``, the name percent-encoded."""
@@ -59,6 +65,10 @@ class ChatClient:
             open_timeout=timeout,
             close_timeout=timeout,
             max_size=None,  # the checker reads whatever a server sends
+            # Not reading makes the library stop reading the socket almost at once, so that
+            # a client the checker does not read backs the server up, not this process.
+            max_queue=READ_AHEAD,
+            ping_interval=None,  # no keepalive: the checker times every wait itself
             compression=None,
         )
         # Entered as a context (websockets 17.1 deprecates using connect() directly; in
@@ -77,6 +87,22 @@ class ChatClient:
     # next receive reports the close.
     def send(self, frame: Any) -> None:
         self._send(json.dumps(frame))
+
+    def send_all(self, frames: list[Any], timeout: float) -> bool:
+        """Send ``frames``, from a thread of their own: False if they have not all gone
+        within ``timeout`` (the server stopped reading this connection). The thread then
+        ends when the connection does."""
+        import threading
+
+        def send_them() -> None:
+            for frame in frames:
+                self.send(frame)
+
+        sender = threading.Thread(target=send_them)
+        sender.daemon = True
+        sender.start()
+        sender.join(timeout)  # a bounded wait that declares a hang, never an ordering
+        return not sender.is_alive()
 
     def send_binary(self, data: bytes) -> None:
         self._send(data)
@@ -113,8 +139,11 @@ class ChatClient:
                 return Silent(silence)
             raise ChatHung(f"{self!r} got nothing within {self.timeout:g} s") from None
         except ConnectionClosed as closed:
-            received = closed.rcvd
+            received, sent = closed.rcvd, closed.sent
             self.closed = Closed(received.code if received is not None else None)
+            if received is None and sent is not None and sent.code in UNREADABLE:
+                # The library closed it: what the server sent was no WebSocket message.
+                return f"bytes that are no WebSocket message ({sent.code}: {sent.reason})"
             return self.closed
         if isinstance(data, bytes):
             return f"a binary frame {data[:40]!r}"

@@ -395,6 +395,20 @@ CHAT = _clauses(
             "A closed connection's name is freed within the grace period, and nothing meant "
             "for it reaches another connection",
         ),
+        (
+            "chat.concurrent",
+            "Frames several clients send at once each reach their recipients exactly once, "
+            "and each sender's in order",
+        ),
+        (
+            "chat.one-writer",
+            "A connection's frames never interleave, however many senders write to it",
+        ),
+        (
+            "chat.backlog",
+            "A client that stops reading holds up nobody else, and below 1 MiB of backlog "
+            "loses nothing",
+        ),
     ],
 )
 

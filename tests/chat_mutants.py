@@ -11,7 +11,7 @@ from typing import Any
 if __name__ == "__main__":  # run as a script: the project is importable from its checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reference.chat.router import Action, Router, Send
+from reference.chat.router import Action, Router, Send, valid_name
 
 
 class DropsFirstMessage(Router):
@@ -128,6 +128,116 @@ class IgnoresMalformed(Router):
         ]  # fmt: skip
 
 
+class ReplacesInvalidUtf8(Router):
+    """Bytes that are not UTF-8 are replaced, and the message is served."""
+
+    def text(self, connection: Any, payload: bytes) -> list[Action]:
+        if connection not in self.names:
+            return []
+        return self.route(connection, payload.decode("utf-8", errors="replace"))
+
+
+class RegistersOnFirstFrame(Router):
+    """A connection is registered when its first frame comes, not at its handshake."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[Any, str] = {}
+
+    def connect(self, connection: Any, name: str) -> list[Action]:
+        if not valid_name(name) or name in self.connections:
+            return super().connect(connection, name)
+        self.pending[connection] = name
+        return []
+
+    def text(self, connection: Any, payload: bytes) -> list[Action]:
+        if connection in self.pending:
+            super().connect(connection, self.pending.pop(connection))
+        return super().text(connection, payload)
+
+    def binary(self, connection: Any, payload: bytes) -> list[Action]:
+        if connection in self.pending:
+            super().connect(connection, self.pending.pop(connection))
+        return super().binary(connection, payload)
+
+    def disconnect(self, connection: Any) -> list[Action]:
+        self.pending.pop(connection, None)
+        return super().disconnect(connection)
+
+
+class TakesNamesOver(Router):
+    """A second login with a name takes it: the first connection stays open, forgotten
+    (what the seeds' server does)."""
+
+    def connect(self, connection: Any, name: str) -> list[Action]:
+        holder = self.connections.pop(name, None)
+        if holder is not None:
+            del self.names[holder]
+        return super().connect(connection, name)
+
+
+class SharesTheSender(Router):
+    """Keeps the sender of the frame being routed in one attribute, and yields before
+    using it (as a look-up in a database would): of two frames routed at once, both are
+    taken for the second one's sender's."""
+
+    def text(self, connection: Any, payload: bytes) -> list[Action]:
+        import gevent
+
+        self.sender = connection
+        gevent.sleep(0.005)  # frames of two connections within 5 ms of each other meet
+        return super().text(self.sender, payload)
+
+
+# -- the server broken, not the router: patches of reference/chat/server.py ------------------
+def writes_in_sender() -> None:
+    """A message is written by the greenlet that routed it: a recipient that stops
+    reading stops its senders too (a naive fan-out loop)."""
+    from reference.chat import server
+
+    def put(self: Any, action: Any) -> None:
+        if isinstance(action, server.Close):
+            self.ended = True
+            self.queue.put(("close", action.code))
+            return
+        import json
+
+        self.ws.send_frame(json.dumps(action.frame), self.ws.OPCODE_TEXT)
+
+    server.Outbox.put = put  # type: ignore[method-assign]
+
+
+def writes_unlocked() -> None:
+    """Every greenlet writes its frames itself, with no lock, header and payload apart with
+    a yield between them (as a server awaiting each write does): two frames for one
+    client go into one another."""
+    import json
+
+    import gevent
+    from geventwebsocket.websocket import Header
+
+    from reference.chat import server
+
+    def put(self: Any, action: Any) -> None:
+        if isinstance(action, server.Close):
+            self.ended = True
+            self.queue.put(("close", action.code))
+            return
+        data = json.dumps(action.frame).encode()
+        self.ws.raw_write(Header.encode_header(True, self.ws.OPCODE_TEXT, b"", len(data), 0))
+        gevent.sleep(0.005)  # two frames for one client within 5 ms of each other meet
+        self.ws.raw_write(data)
+
+    server.Outbox.put = put  # type: ignore[method-assign]
+
+
+def no_size_limit() -> None:
+    """Messages of any size are served (gevent-websocket's own behaviour)."""
+    from reference.chat import router, server
+
+    router.MAX_MESSAGE_BYTES = server.MAX_MESSAGE_BYTES = 1 << 24  # type: ignore[misc]
+
+
 MUTANTS = {
     "accepts-any-name": (AcceptsAnyName, "chat.connect.bad-name"),
     "ignores-unknown-recipients": (IgnoresUnknownRecipients, "chat.direct.unknown"),
@@ -137,11 +247,26 @@ MUTANTS = {
     "group-to-sender": (GroupToSender, "chat.group.deliver"),
     "forwards-client-keys": (ForwardsClientKeys, "chat.from-user"),
     "keeps-ghosts": (KeepsGhosts, "chat.disconnect.frees-name"),
+    "shares-the-sender": (SharesTheSender, "chat.concurrent"),
+    "replaces-invalid-utf8": (ReplacesInvalidUtf8, "chat.malformed.utf8"),
+    "registers-on-first-frame": (RegistersOnFirstFrame, "chat.connect.register"),
+    "takes-names-over": (TakesNamesOver, "chat.connect.taken"),
+}
+#: The reference router, served by a broken server: name -> (patch, clause it breaks).
+SERVER_MUTANTS = {
+    "writes-in-sender": (writes_in_sender, "chat.backlog"),
+    "writes-unlocked": (writes_unlocked, "chat.one-writer"),
+    "no-size-limit": (no_size_limit, "chat.malformed.too-big"),
 }
 
 
 if __name__ == "__main__":
     from reference.chat.server import serve
 
-    router_class, _ = MUTANTS[sys.argv[1]]
-    serve("127.0.0.1", 0, lambda url: print(f"serving {url}", flush=True), router_class())
+    name = sys.argv[1]
+    if name in SERVER_MUTANTS:
+        SERVER_MUTANTS[name][0]()
+        router = Router()
+    else:
+        router = MUTANTS[name][0]()
+    serve("127.0.0.1", 0, lambda url: print(f"serving {url}", flush=True), router)

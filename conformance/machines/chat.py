@@ -19,6 +19,14 @@ to it before it has sent anything (chat.connect.register). No step waits for tim
 pass; the only clocks are the receive timeout that declares a hang, and the grace period
 within which a departed user's name must be freed.
 
+Runs about several things at once take two more kinds of step. A *rush* sends several
+clients' frames one after another with no barrier between (the server routes them
+concurrently), maybe to a client that reads nothing until all are routed; each client's
+frames are then compared by sender, each sender's in order. A mismatch is diagnosed by
+sending the same frames again one at a time: if that goes right, it is chat.concurrent's.
+A *flood* sends one client that reads nothing more than loopback's socket buffers hold:
+its sender and everyone else must get their own messages back meanwhile (chat.backlog).
+
 Every predicted frame carries the clause of the step that caused it. Where a client's
 frames and the prediction part, the first frame that differs names the clause broken.
 """
@@ -26,6 +34,7 @@ frames and the prediction part, the first frame that differs names the clause br
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import secrets
@@ -38,6 +47,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
 from reference.chat import MAX_MESSAGE_BYTES, Close, Router, Send, valid_name
+from reference.chat.router import MAX_BACKLOG_BYTES
 
 from ..chat_client import ChatClient, Closed, Received, Silent
 from .base import ConformanceMachine
@@ -113,13 +123,85 @@ class Leave:
     abrupt: bool
 
 
-Step = Union[Message, Connect, Leave]
+@dataclass(frozen=True)
+class Rush:
+    """Several clients send at once: ``sends`` go out one after another with no barrier in
+    between, from any client but ``stalled`` (an index into the clients online, or None),
+    which reads nothing until all of them are routed. ``big`` messages are of some 60 KB
+    each, so that a server writes each in several parts."""
+
+    sends: tuple[Message, ...]
+    stalled: Optional[int]
+    big: bool
+
+
+@dataclass(frozen=True)
+class Flood:
+    """One client stops reading, and another sends it more than a server's socket buffers
+    hold: a server must go on serving the sender and everyone else."""
+
+    sender: int
+    stalled: int
+
+
+Step = Union[Message, Connect, Leave, Rush, Flood]
+
+
 #: Sending first: it is what most clauses are about, and the shrinker prefers the first.
-steps: st.SearchStrategy[Step] = st.one_of(
-    st.builds(Message, st.sampled_from(SENDS), st.integers(0, 3), st.integers(0, 3)),
-    st.builds(Connect, st.sampled_from(GOOD_NAMES + BAD_NAMES)),
-    st.builds(Leave, st.integers(0, 3), st.booleans()),
+def plain_steps(target: str) -> st.SearchStrategy[Step]:
+    """Messages, connects, leaves. Half of the messages are of the kinds that ``target`` is
+    about (drawn from all kinds alike, ``too_big`` would be one message in seventeen, and
+    some runs would never send one)."""
+    kinds = st.sampled_from(SENDS)
+    theirs = [what for what in SENDS if CLAUSE_OF_SEND[what] == target]
+    if theirs:
+        kinds = st.one_of(st.sampled_from(theirs), kinds)
+    return st.one_of(
+        st.builds(Message, kinds, st.integers(0, 3), st.integers(0, 3)),
+        st.builds(Connect, st.sampled_from(GOOD_NAMES + BAD_NAMES)),
+        st.builds(Leave, st.integers(0, 3), st.booleans()),
+    )
+
+
+#: What a rush sends: nothing that makes a server close the sender.
+RUSH_SENDS = ("direct", "self", "group", "group_null", "unknown", "spoof", "not_json", "binary")
+#: The text of a big message. With at most ``MAX_RUSH`` of them a stalled client's backlog
+#: stays under 1 MiB, where a server must neither drop nor close (chat.backlog).
+BIG_TEXT = 60_000
+MAX_RUSH = 12
+rushes: st.SearchStrategy[Step] = st.builds(
+    Rush,
+    st.lists(
+        st.builds(Message, st.sampled_from(RUSH_SENDS), st.integers(0, 3), st.integers(0, 3)),
+        min_size=2,
+        max_size=MAX_RUSH,
+    ).map(tuple),
+    st.none() | st.integers(0, 3),
+    st.booleans(),
 )
+#: A flood's messages: over 4 MB, more than loopback's socket buffers take in (the server's
+#: send buffer grows to 4 MiB), so a server that writes from the sender's own greenlet or
+#: thread blocks; and over 1 MiB, so a server may close the stalled client (chat.backlog).
+FLOOD = 80
+floods: st.SearchStrategy[Step] = st.builds(Flood, st.integers(0, 3), st.integers(0, 3))
+#: The steps that runs about several things at once take besides ``steps_for``.
+EXTRA_STEPS: Mapping[str, tuple[st.SearchStrategy[Step], ...]] = {
+    "chat.concurrent": (rushes,),
+    "chat.one-writer": (rushes,),
+    "chat.backlog": (floods, rushes),
+}
+
+
+@functools.cache
+def steps_for(target: str) -> st.SearchStrategy[Step]:
+    """A step of a run about ``target``: its rushes and floods if it takes them, then the
+    others."""
+    return st.one_of(*EXTRA_STEPS.get(target, ()), plain_steps(target))
+
+
+#: How long sending a flood may take: a server that does not read it in that time is held
+#: up by the client that stopped reading.
+SEND_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +239,9 @@ class ChatMachine(ConformanceMachine):
         self.numbers = itertools.count(1)
         self.step_clause = "chat.connect.register"  # the clause of the step under way
         self.suffix = f".{PROCESS}.{next(MACHINES)}"
+        self.steps = steps_for(target)
+        self.noted = 0  # violations of clauses other than the target, so far
+        self.flooded = False
 
     # -- rules ----------------------------------------------------------------------------
     #: Its bugs need the right clients to meet: the runner gives it more examples.
@@ -174,14 +259,22 @@ class ChatMachine(ConformanceMachine):
 
     # One rule, the step an argument (as in the other machines): with a rule per kind of
     # step, Hypothesis's shrinker could not delete steps (its choices misaligned).
-    @rule(step=steps)
+    @rule(step=st.runner().flatmap(lambda machine: machine.steps))
     def act(self, step: Step) -> None:
         if isinstance(step, Message):
             self.chat(step)
         elif isinstance(step, Connect):
             self.connect(step.name)
-        else:
+        elif isinstance(step, Leave):
             self.disconnect(step.who, step.abrupt)
+        elif isinstance(step, Rush):
+            self.rush(step)
+        else:
+            self.flood(step)
+
+    def violated(self, clause: str, message: str) -> bool:
+        self.noted += 1
+        return super().violated(clause, message)
 
     def connect(self, name: str) -> None:
         self.step_clause = "chat.connect.register"
@@ -196,8 +289,9 @@ class ChatMachine(ConformanceMachine):
         senders = [p for p in self.peers if what not in CLOSING or p.name != observer]
         if not senders:  # nobody online who may send it (a server closed them all)
             return
-        peer = senders[sender % len(senders)]
-        recipient = self.peers[to % len(self.peers)]
+        self.send_one(what, senders[sender % len(senders)], self.peers[to % len(self.peers)])
+
+    def send_one(self, what: str, peer: Peer, recipient: Peer, padding: int = 0) -> None:
         self.step_clause = CLAUSE_OF_SEND[what]
         peer.fresh = False
         if what == "burst":
@@ -208,7 +302,7 @@ class ChatMachine(ConformanceMachine):
                 self.expect(self.router.text(peer, payload), CLAUSE_OF_SEND[what])
             self.barrier(peer)
             return
-        text, binary = self.message(what, peer, recipient)
+        text, binary = self.message(what, peer, recipient, padding)
         if binary is not None:
             peer.client.send_binary(binary)
             actions = self.router.binary(peer, binary)
@@ -218,6 +312,206 @@ class ChatMachine(ConformanceMachine):
             actions = self.router.text(peer, text)
         self.expect(actions, CLAUSE_OF_SEND[what])
         self.barrier(peer)
+
+    def rush(self, rush: Rush) -> None:
+        """Several clients send at once (see ``Rush``), then every client reads until its
+        own message comes back: the senders first, the stalled client last."""
+        stalled = None
+        if rush.stalled is not None and len(self.peers) > 1:
+            stalled = self.peers[rush.stalled % len(self.peers)]
+        pool = [p for p in self.peers if p is not stalled]
+        if not pool:
+            return
+        self.step_clause = "chat.concurrent"
+        want: dict[Peer, list[Any]] = {peer: [] for peer in self.peers}
+        plan: list[tuple[Peer, Peer, str]] = []
+        for message in rush.sends:
+            peer, recipient = (
+                pool[message.sender % len(pool)],
+                self.peers[message.to % len(self.peers)],
+            )
+            plan.append((peer, recipient, message.what))
+            peer.fresh = False
+            text, binary = self.message(message.what, peer, recipient, BIG_TEXT if rush.big else 0)
+            if binary is not None:
+                peer.client.send_binary(binary)
+                actions = self.router.binary(peer, binary)
+            else:
+                assert text is not None
+                peer.client.send_raw_text(text)
+                actions = self.router.text(peer, text)
+            for action in actions:
+                assert isinstance(action, Send) and isinstance(action.to, Peer)
+                want[action.to].append(action.frame)
+        got: dict[Peer, list[Received]] = {peer: [] for peer in self.peers}
+        senders = list(dict.fromkeys(peer for peer, _, _ in plan))
+        held = [s for s in senders if not self.echo(s, want, got)]  # all sent is routed now
+        for peer in [p for p in pool if p not in held]:
+            self.echo(peer, want, got)
+        if stalled is not None:
+            self.echo(stalled, want, got)
+            late = [sender for sender in held if self.echo(sender, want, got)]
+            if late:  # they waited for the stalled client to read
+                self.violated(
+                    "chat.backlog",
+                    f"{late[0].name!r} got its own message back only once {stalled.name!r}, "
+                    "which had stopped reading, read again: a slow client held up another",
+                )
+                for peer in [p for p in want if p in self.peers]:  # what is still on its way
+                    self.echo(peer, want, got)
+                return
+        self.judge_rush(plan, stalled, want, got, BIG_TEXT if rush.big else 0)
+
+    def flood(self, flood: Flood) -> None:
+        """``FLOOD`` big messages to a client that reads none of them until their sender,
+        and everyone else, have had their own messages back."""
+        if len(self.peers) < 2 or self.flooded:  # one a program: each costs some 0.5 s
+            return
+        self.flooded = True
+        stalled = self.peers[flood.stalled % len(self.peers)]
+        pool = [p for p in self.peers if p is not stalled]
+        sender = pool[flood.sender % len(pool)]
+        self.step_clause = "chat.backlog"
+        sender.fresh = False
+        frames = [
+            {"to_user": stalled.name, "msg": f"m{next(self.numbers)}" + "x" * BIG_TEXT}
+            for _ in range(FLOOD)
+        ]
+        sent = [{"from_user": sender.name, **frame} for frame in frames]
+        if not sender.client.send_all(frames, SEND_TIMEOUT):
+            self.violated(
+                "chat.backlog",
+                f"{sender.name!r} could not send: the server stopped reading it while "
+                f"{stalled.name!r} read nothing (a slow client held up another)",
+            )
+            self.drop(sender)
+            self.drop(stalled)
+            return
+        want: dict[Peer, list[Any]] = {peer: [] for peer in self.peers}
+        got: dict[Peer, list[Received]] = {peer: [] for peer in self.peers}
+        served = [peer for peer in pool if self.echo(peer, want, got)]
+        unknown = {"error": "unknown_user", "to_user": stalled.name}
+        refused = got[sender][:-1] if sender in served else []
+        if any(frame != unknown for frame in refused):  # unknown_user: after a close
+            self.violated(
+                "chat.backlog",
+                f"{sender.name!r} flooded {stalled.name!r} and received {show(refused[:3])}",
+            )
+        self.judge_flood(stalled, sent, len(refused))
+        for peer in [p for p in pool if p not in served]:  # did they wait for it to read?
+            if self.echo(peer, want, got):
+                self.violated(
+                    "chat.backlog",
+                    f"{peer.name!r} got its own message back only once {stalled.name!r}, "
+                    "which had stopped reading, read again: a slow client held up another",
+                )
+            else:
+                self.drop(peer)
+
+    def judge_flood(self, stalled: Peer, sent: list[Any], refused: int) -> None:
+        """What the flooded client reads once it reads again: every message, in order; or
+        those queued before the server closed it (allowed over 1 MiB), the sender having
+        been told unknown_user for the rest."""
+        echo = {"to_user": stalled.name, "msg": f"barrier {next(self.numbers)}"}
+        stalled.client.send(echo)
+        read = self.read_until(stalled.client, {"from_user": stalled.name, **echo})
+        delivered = [frame for frame in read if frame in sent]
+        end = read[-1]
+        # Closed: it went offline when the first refused message was routed, with all sent
+        # before queued for it; what the server had not sent by then it may lose.
+        queued = sum(len(json.dumps(frame)) for frame in sent[: len(sent) - refused])
+        if delivered != sent[: len(delivered)]:
+            self.violated(
+                "chat.backlog",
+                f"{stalled.name!r} received the messages flooding it out of order or with gaps",
+            )
+        elif isinstance(end, Closed) and end.code in (1008, None) and refused:
+            if queued <= MAX_BACKLOG_BYTES:
+                self.violated(
+                    "chat.backlog",
+                    f"{stalled.name!r} stopped reading and was closed ({end.code}) after only "
+                    f"{queued} bytes were queued for it (a server may close over 1,048,576)",
+                )
+        elif isinstance(end, (Closed, Silent)) or refused or len(delivered) != len(sent):
+            self.violated(
+                "chat.backlog",
+                f"{stalled.name!r} stopped reading while {len(sent)} messages of some "
+                f"{BIG_TEXT} bytes came for it; once it read again it received "
+                f"{len(delivered)} of them, then {show([end])}; their sender was told "
+                f"unknown_user {refused} times",
+            )
+        if isinstance(end, (Closed, Silent)):
+            self.drop(stalled)
+
+    def echo(
+        self, peer: Peer, want: dict[Peer, list[Any]], got: dict[Peer, list[Received]]
+    ) -> bool:
+        """``peer`` sends itself a message and reads until it comes back (False: it did
+        not within the silence)."""
+        frame = {"to_user": peer.name, "msg": f"barrier {next(self.numbers)}"}
+        if got[peer] and isinstance(got[peer][-1], Silent):  # the last echo's, still awaited
+            got[peer].pop()
+        else:
+            peer.client.send(frame)
+            self.router.text(peer, json.dumps(frame).encode())
+            want[peer].append({"from_user": peer.name, **frame})
+        got[peer] += self.read_until(peer.client, want[peer][-1])
+        return not isinstance(got[peer][-1], (Silent, Closed))
+
+    def judge_rush(
+        self,
+        plan: list[tuple[Peer, Peer, str]],
+        stalled: Optional[Peer],
+        want: dict[Peer, list[Any]],
+        got: dict[Peer, list[Received]],
+        padding: int,
+    ) -> None:
+        """Compare what each client read in a rush with the router's prediction, each
+        sender's frames in order, different senders' in any order."""
+        wrong: list[str] = []
+        for peer in want:
+            frames = got[peer]
+            garbled = [f for f in frames if isinstance(f, str)]
+            closed = next((f for f in frames if isinstance(f, Closed)), None)
+            if garbled:
+                self.violated(
+                    "chat.one-writer",
+                    f"in a rush, {peer.name!r} received {show(garbled[:1])}: frames "
+                    "written into one another",
+                )
+            elif closed is not None and peer is stalled:
+                self.violated(
+                    "chat.backlog",
+                    f"{peer.name!r} stopped reading and was closed with {closed.code} though "
+                    f"at most {sum(len(json.dumps(f)) for f in want[peer])} bytes were queued "
+                    "for it (the limit is 1,048,576)",
+                )
+            if by_source(peer, frames) != by_source(peer, want[peer]):
+                wrong.append(
+                    f"{peer.name!r} received {show(frames)}\n  expected {show(want[peer])}"
+                )
+            if closed is not None or (frames and isinstance(frames[-1], Silent)):
+                self.drop(peer)  # of no more use
+        if not wrong:
+            return
+        # Wrong at once: and one at a time? The clause is concurrent's only if not.
+        noted = self.noted
+        for peer, recipient, what in plan:
+            if peer in self.peers and recipient in self.peers:
+                self.send_one(what, peer, recipient, padding)
+        if self.noted == noted:
+            self.violated(
+                "chat.concurrent",
+                "frames sent at once went wrong, though the same frames one at a time did "
+                "not:\n  " + "\n  ".join(wrong),
+            )
+
+    def drop(self, peer: Peer) -> None:
+        """Forget a client the server closed or that waits in vain."""
+        if peer in self.peers:
+            self.peers.remove(peer)
+            self.router.disconnect(peer)
+        peer.client.abort()
 
     def disconnect(self, who: int, abrupt: bool) -> None:
         leaving = [peer for peer in self.peers if peer.name != self.wire_name(OBSERVER)]
@@ -249,10 +543,11 @@ class ChatMachine(ConformanceMachine):
 
     # -- what the rules send ----------------------------------------------------------------
     def message(
-        self, what: str, peer: Peer, recipient: Peer
+        self, what: str, peer: Peer, recipient: Peer, padding: int = 0
     ) -> tuple[Optional[bytes], Optional[bytes]]:
-        """(text payload, binary payload) of a send step: one of them is None."""
-        msg = f"m{next(self.numbers)}"
+        """(text payload, binary payload) of a send step: one of them is None. ``padding``
+        makes the message text that much longer."""
+        msg = f"m{next(self.numbers)}" + "x" * padding
         frames: Mapping[str, Any] = {
             "direct": {"to_user": recipient.name, "msg": msg},
             "self": {"to_user": peer.name, "msg": msg},
@@ -412,10 +707,7 @@ class ChatMachine(ConformanceMachine):
         # Another clause's run judges this: go on from what happened. A client the server
         # closed, or that waits in vain, is of no more use: it leaves.
         if peer is not None and got and isinstance(got[-1], (Closed, Silent)):
-            if peer in self.peers:
-                self.peers.remove(peer)
-                self.router.disconnect(peer)
-            peer.client.abort()
+            self.drop(peer)
 
     def diagnose(self, want: list[Expected], got: list[Received], who: str) -> str:
         """The clause a client's frames break, where they differ from the prediction."""
@@ -483,6 +775,18 @@ def is_subsequence(got: list[Any], wanted: list[Any]) -> bool:
     """Is ``got`` ``wanted`` with some frames left out, the rest in order?"""
     rest = iter(wanted)
     return all(any(frame == w for w in rest) for frame in got)
+
+
+def by_source(peer: Peer, frames: list[Any]) -> dict[str, list[Any]]:
+    """A client's frames by what caused them: a delivery by its sender, anything else by
+    the client itself (replies to its own frames, its closes), each list in order."""
+    sources: dict[str, list[Any]] = {}
+    for frame in frames:
+        if isinstance(frame, Silent):
+            continue
+        source = frame.get("from_user", peer.name) if isinstance(frame, dict) else peer.name
+        sources.setdefault(str(source), []).append(frame)
+    return sources
 
 
 def frame_or_close(action: Union[Send, Close]) -> Union[dict[str, Any], Closed]:
