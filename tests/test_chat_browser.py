@@ -43,6 +43,15 @@ CHROMIUM_ARGS = [
 START_TIMEOUT = 30
 LAUNCH_TIMEOUT_MS = 60_000
 HANG_MS = 15_000
+#: Adds an image to the page and resolves to the CSP directive that refuses it (or
+#: "loaded" should none, after a bound that only declares a hang).
+CSP_PROBE = """(bound) => new Promise((resolve) => {
+    document.addEventListener("securitypolicyviolation", (e) => resolve(e.effectiveDirective));
+    setTimeout(() => resolve("loaded"), bound);
+    const image = new Image();
+    image.src = "/favicon.ico";
+    document.body.append(image);
+})"""
 
 
 def chromium_path() -> str:
@@ -273,6 +282,8 @@ def test_markup_arrives_as_text(people: Any) -> None:
     for user in (ann, bob):
         expect(user.page.locator("#log b, #log img")).to_have_count(0)
         assert user.page.evaluate("() => window.pwned") is None
+    # And were markup ever injected, the page's Content-Security-Policy loads no image.
+    assert ann.page.evaluate(CSP_PROBE, HANG_MS) == "img-src"
 
 
 @pytest.mark.browser
