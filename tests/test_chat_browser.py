@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, Optional
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page, Playwright, WebSocket
+    from playwright.sync_api import (
+        Browser,
+        Locator,
+        LocatorAssertions,
+        Page,
+        Playwright,
+        WebSocket,
+    )
 
 #: The flags CI's Chromium runs with: no sandbox (root in a container), and nothing that
 #: talks to the network on its own.
@@ -83,6 +90,14 @@ def require_browser() -> None:
     pytest.skip(f"browser test: {reason}")
 
 
+def expect(locator: Locator) -> LocatorAssertions:
+    """Playwright's ``expect``, imported only when used: the tests must get as far as
+    ``require_browser`` (skip or fail) where playwright is not installed."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def start_server(cwd: Path) -> tuple[subprocess.Popen[str], str]:
     """``ctxspec chat --port 0`` in a subprocess, and the http:// URL it announced. It runs
     outside the source tree, so that under tox the page comes from the installed wheel."""
@@ -121,9 +136,10 @@ class Lazy:
         if self.process is None:
             self.process, self.url = start_server(self.workdir)
         if self.browser is None:
-            from playwright.sync_api import expect, sync_playwright
+            from playwright.sync_api import expect as playwright_expect
+            from playwright.sync_api import sync_playwright
 
-            expect.set_options(timeout=HANG_MS)
+            playwright_expect.set_options(timeout=HANG_MS)
             self.playwright = sync_playwright().start()
             self.browser = self.playwright.chromium.launch(
                 executable_path=chromium_path(),
@@ -165,8 +181,6 @@ class User:
         self.page.click("#connect")
 
     def online(self) -> None:
-        from playwright.sync_api import expect
-
         expect(self.page.locator("#status")).to_have_attribute("data-state", "online")
 
     def send(self, to: str, msg: str) -> None:
@@ -186,8 +200,6 @@ class User:
     def barrier(self) -> None:
         """A message to oneself, and wait until it is back: every frame the server sent
         this user before has arrived by then (spec/chat.md, ``chat.order``)."""
-        from playwright.sync_api import expect
-
         token = f"barrier {uuid.uuid4().hex}"
         self.send(self.name, token)
         expect(self.received("direct", self.name, token)).to_have_count(1)
@@ -219,8 +231,6 @@ def people(shared: Lazy) -> Iterator[Any]:
 
 @pytest.mark.browser
 def test_direct_group_and_unknown_user(people: Any, shared: Lazy) -> None:
-    from playwright.sync_api import expect
-
     ann, bob = people("ann"), people("bob")
     ann.login()
     bob.login()
@@ -260,8 +270,6 @@ def test_direct_group_and_unknown_user(people: Any, shared: Lazy) -> None:
 
 @pytest.mark.browser
 def test_markup_arrives_as_text(people: Any) -> None:
-    from playwright.sync_api import expect
-
     ann, bob = people("ann"), people("bob")
     ann.login()
     bob.login()
@@ -288,8 +296,6 @@ def test_markup_arrives_as_text(people: Any) -> None:
 
 @pytest.mark.browser
 def test_bad_and_taken_names(people: Any) -> None:
-    from playwright.sync_api import expect
-
     ann, other = people("ann"), people("other")
     ann.login()
     ann.online()
@@ -309,8 +315,6 @@ def test_bad_and_taken_names(people: Any) -> None:
 
 @pytest.mark.browser
 def test_connecting_again_closes_the_old_socket_first(people: Any) -> None:
-    from playwright.sync_api import expect
-
     ann, bob = people("ann"), people("bob")
     bob.login()
     bob.online()
