@@ -27,6 +27,7 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import gevent
@@ -259,12 +260,11 @@ def create_app(router: Optional[Router] = None) -> Flask:
                 ws.drain(DRAIN_SECONDS)
         return ""  # None would make Flask log an error for a finished WebSocket
 
+    page = (Path(__file__).parent / "page.html").read_text(encoding="utf-8")
+
     @app.route("/")
     def index() -> str:
-        return (
-            "<!doctype html><title>ctxspec chat</title>"
-            "<p>A ctxspec chat server: connect a WebSocket to <code>/ws/&lt;name&gt;</code>.</p>"
-        )
+        return page  # the seeds' ws.html done right: it connects to this host's /ws/<name>
 
     return app
 
