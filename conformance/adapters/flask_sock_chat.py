@@ -44,7 +44,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from flask import Flask, g, request
 from flask_sock import Sock
@@ -59,8 +59,9 @@ BAD_NAME, NAME_TAKEN, INVALID_UTF8, POLICY, TOO_BIG = 4400, 4409, 1007, 1008, 10
 #: How long a closing connection may take to finish: the writer's last frames, the peer's
 #: reply to our close. Bounds a wait for a peer that has stopped, decides nothing else.
 DRAIN_SECONDS = 2.0
-#: How often a session waiting for frames looks whether its writer has closed it.
-POLL_SECONDS = 0.5
+#: How often a session waiting for frames looks whether the connection is closed anyway:
+#: every close wakes it (``Wire.wake``); this bounds the wait should one be missed.
+POLL_SECONDS = 1.0
 
 Frame = dict[str, Any]
 #: What an outbox holds: a frame as JSON text, a close code, or None (stop writing).
@@ -72,10 +73,12 @@ def good_name(name: str) -> bool:
 
 
 class Wire:
-    """The socket as simple-websocket sees it: each write whole, one at a time."""
+    """The socket as simple-websocket sees it: each write whole, one at a time; and when
+    its reading thread closes it, ``wake`` tells the session (see ``read_messages``)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, wake: Callable[[], None]) -> None:
         self.sock = sock
+        self.wake = wake
         self.lock = threading.RLock()  # re-entered: the writer holds it across ws.send
 
     def send(self, data: bytes) -> int:
@@ -83,7 +86,11 @@ class Wire:
             self.sock.sendall(data)
         return len(data)
 
-    def __getattr__(self, name: str) -> Any:  # recv, close, fileno: the socket's own
+    def close(self) -> None:
+        self.sock.close()  # Werkzeug still holds it: the connection stays until ``shut``
+        self.wake()
+
+    def __getattr__(self, name: str) -> Any:  # recv, fileno: the socket's own
         return getattr(self.sock, name)
 
 
@@ -133,6 +140,7 @@ class Outbox:
                 with wire.lock:  # wsproto's state and the bytes it makes stay together
                     if isinstance(item, int):
                         ws.close(reason=item, message="")
+                        wire.wake()  # the session reads no more
                         return
                     ws.send(item)
             except Exception:  # closed (ConnectionClosed, wsproto's state) or reset: stop
@@ -250,7 +258,7 @@ def serve_session(hub: Hub, outbox: Outbox, ws: Any) -> None:
     raw: socket.socket = ws.sock
     # Small frames at once: Nagle's algorithm would hold each until the peer's ACK.
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    wire = Wire(raw)
+    wire = Wire(raw, wake=ws.event.set)
     ws.sock = wire  # its reading thread's writes take the lock too
     outbox.start(ws, wire)
     try:
@@ -263,7 +271,11 @@ def serve_session(hub: Hub, outbox: Outbox, ws: Any) -> None:
 
 
 def read_messages(hub: Hub, outbox: Outbox, ws: Any) -> None:
-    # Until receive raises: after a close it still returns what came before it.
+    """Until receive raises: after a close it still returns what came before it.
+
+    simple-websocket's reading thread, closing for a message over ``max_message_size``,
+    sets the event ``receive`` waits on before it marks the connection closed: a receive
+    woken then waits again, for ever without a timeout. ``Wire.close`` wakes it again."""
     while True:
         try:
             data = ws.receive(timeout=POLL_SECONDS)
