@@ -37,6 +37,7 @@ Traps found in simple-websocket 1.1 / Werkzeug 3.1 (each met by running the chec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import socket
@@ -291,10 +292,8 @@ def read_messages(hub: Hub, outbox: Outbox, ws: Any) -> None:
 
 def shut(raw: socket.socket) -> None:
     """End the TCP connection now: Werkzeug would hold it until the peer goes."""
-    try:
+    with contextlib.suppress(OSError):  # gone already
         raw.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # gone already
 
 
 def create_app(hub: Optional[Hub] = None) -> Flask:
