@@ -67,7 +67,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 GOOD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 MAX_MESSAGE_BYTES = 65_536
 MAX_BACKLOG_BYTES = 1_048_576
-BAD_NAME, NAME_TAKEN, INVALID_UTF8, POLICY, TOO_BIG = 4400, 4409, 1007, 1008, 1009
+#: Close codes (invalid UTF-8, 1007, is simple-websocket's own).
+BAD_NAME, NAME_TAKEN, POLICY, TOO_BIG = 4400, 4409, 1008, 1009
 #: How long a closing connection may take to finish: the writer's last frames, the peer's
 #: reply to our close. Bounds a wait for a peer that has stopped, decides nothing else.
 DRAIN_SECONDS = 2.0
@@ -173,7 +174,8 @@ class Outbox:
 
 
 class Hub:
-    """Who is online, and where each frame goes. Every method runs under one lock."""
+    """Who is online, and where each frame goes: every change and every routing happens
+    under one lock."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
