@@ -55,6 +55,7 @@ BUILTIN_ADAPTERS: Mapping[str, str] = {
     "reference": "conformance.adapters.reference:ReferenceAdapter",
     "werkzeug": "conformance.adapters.werkzeug:WerkzeugAdapter",
     "flask": "conformance.adapters.flask:FlaskAdapter",
+    "flask-sock": "conformance.adapters.chat_servers:FlaskSockAdapter",
     "threading-local": "conformance.adapters.threading_local:ThreadingLocalAdapter",
     "naive": "conformance.adapters.naive:NaiveAdapter",
 }

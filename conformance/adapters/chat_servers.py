@@ -10,7 +10,7 @@ import sys
 from typing import Optional
 from urllib.parse import urlsplit
 
-from ..adapter import Adapter, AdapterError
+from ..adapter import Adapter, AdapterError, library_version
 
 #: How long a started server may take to say it accepts connections.
 START_TIMEOUT = 30.0
@@ -74,10 +74,47 @@ class StartedServer:
                 self.process.kill()
 
 
+def flask_sock_packages_missing() -> Optional[str]:
+    """Why the flask-sock chat server cannot run here, or None if it can."""
+    import importlib.util
+
+    needed = {"flask_sock": "flask-sock", "simple_websocket": "simple-websocket"}
+    needed["websockets"] = "websockets"  # the checker's own client
+    missing = [dist for module, dist in needed.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        return f"needs {', '.join(missing)} (pip install 'ctxspec[chat]')"
+    return None
+
+
 def reference_server() -> StartedServer:
     return StartedServer(
         [sys.executable, "-m", "reference.chat.server", "--host", "127.0.0.1", "--port", "0"]
     )
+
+
+def flask_sock_server() -> StartedServer:
+    module = "conformance.adapters.flask_sock_chat"
+    return StartedServer([sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0"])
+
+
+class FlaskSockAdapter(Adapter):
+    """The second chat server (``flask_sock_chat.py``), on flask-sock, started on a free
+    loopback port on first use."""
+
+    name = "flask-sock"
+    capabilities = frozenset({"chat"})
+
+    def __init__(self) -> None:
+        missing = flask_sock_packages_missing()
+        #: Capabilities it would have, with why they are unavailable here.
+        self.unavailable = {"chat": missing} if missing else {}
+        self.server = flask_sock_server()
+
+    def versions(self) -> dict[str, str]:
+        return {dist: library_version(dist) for dist in ("flask-sock", "simple-websocket")}
+
+    def chat_url(self) -> str:
+        return self.server.start()
 
 
 class ChatServerAdapter(Adapter):
