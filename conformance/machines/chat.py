@@ -49,7 +49,7 @@ from hypothesis.stateful import initialize, rule
 from reference.chat import MAX_MESSAGE_BYTES, Close, Router, Send, valid_name
 from reference.chat.router import MAX_BACKLOG_BYTES
 
-from ..chat_client import ChatClient, Closed, Received, Silent
+from ..chat_client import ChatClient, Closed, Received, Silent, comparable
 from .base import ConformanceMachine
 
 #: Names the rules connect with: good ones (``Ann`` is not ``ann``) and bad ones.
@@ -342,7 +342,7 @@ class ChatMachine(ConformanceMachine):
                 actions = self.router.text(peer, text)
             for action in actions:
                 assert isinstance(action, Send) and isinstance(action.to, Peer)
-                want[action.to].append(action.frame)
+                want[action.to].append(comparable(action.frame))
         got: dict[Peer, list[Received]] = {peer: [] for peer in self.peers}
         senders = list(dict.fromkeys(peer for peer, _, _ in plan))
         held = [s for s in senders if not self.echo(s, want, got)]  # all sent is routed now
@@ -790,7 +790,7 @@ def by_source(peer: Peer, frames: list[Any]) -> dict[str, list[Any]]:
 
 
 def frame_or_close(action: Union[Send, Close]) -> Union[dict[str, Any], Closed]:
-    return action.frame if isinstance(action, Send) else Closed(action.code)
+    return comparable(action.frame) if isinstance(action, Send) else Closed(action.code)
 
 
 def show(frames: list[Any]) -> str:
