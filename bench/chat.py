@@ -36,11 +36,11 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
 import json
 import os
 import resource
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -172,14 +172,25 @@ def server_commands() -> tuple[dict[str, list[str]], dict[str, str]]:
         "reference": reference_server().command,
     }
     skipped = {}
-    try:
-        importlib.import_module(FLASK_SOCK_MODULE)
-    except Exception as error:  # not written yet, or its packages are missing
-        skipped["flask-sock"] = f"{FLASK_SOCK_MODULE} does not import ({error})"
+    why = import_problem(FLASK_SOCK_MODULE)
+    if why:
+        skipped["flask-sock"] = f"{FLASK_SOCK_MODULE} does not import ({why})"
     else:
         module = ["-m", FLASK_SOCK_MODULE, "--host", "127.0.0.1", "--port", "0"]
         commands["flask-sock"] = [sys.executable, *module]
     return commands, skipped
+
+
+def import_problem(module: str) -> str:
+    """Why ``module`` does not import, or "". Tried in a child: a server module may patch
+    the standard library on import (gevent's monkey), which this asyncio process must not."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60
+    )
+    if result.returncode == 0:
+        return ""
+    lines = result.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit status {result.returncode}"
 
 
 def drain_output(server: StartedServer) -> None:
