@@ -77,7 +77,7 @@ class ChatMode:
 
 
 QUICK = ChatMode("quick", sizes=(2, 20), seconds=1.0, warmup=0.2, repeats=1, hold=100)
-FULL = ChatMode("full", sizes=(2, 50, 500), seconds=3.0, warmup=0.5, repeats=2, hold=1000)
+FULL = ChatMode("full", sizes=(2, 50, 500), seconds=3.0, warmup=0.5, repeats=3, hold=1000)
 KINDS = ("direct", "group")
 
 
