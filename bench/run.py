@@ -345,7 +345,12 @@ def section_chat(mode: Mode) -> tuple[Optional[dict[str, Any]], list[Target]]:
         return None, [Target("chat group fan-out", "", None, "n/a", missing)]
     import chat  # here: it imports websockets, which only the chat extra brings
 
-    report = chat.run_chat(chat.QUICK if mode.chat == "quick" else chat.FULL, say)
+    try:
+        report = chat.run_chat(chat.QUICK if mode.chat == "quick" else chat.FULL, say)
+    except Exception as error:  # reported, not raised, like a crash of ctxspec run (cirun)
+        why = f"the chat benchmark failed: {type(error).__name__}: {error}"
+        say(f"  {why}")
+        return None, [Target("chat group fan-out", "", None, "n/a", why)]
     targets = [Target(t.name, t.goal, t.figure, t.status, t.note) for t in report.targets]
     return report.as_json(), targets
 
