@@ -26,8 +26,8 @@ The generator is Python too, and on a 2-CPU machine it shares the CPUs with the 
 where it is the bottleneck, both servers reach the same rate. The table gives the CPU
 each side used per wall second (1.00: one whole CPU), to tell which side was saturated.
 
-Last, the reference server holds 1,000 connections (100 with ``--quick``), and its
-resident memory (VmRSS) is read before and with them.
+Last, a fresh reference server holds 1,000 connections (100 with ``--quick``), and its
+resident memory (VmRSS) is read before and with them; the yardstick's too, for scale.
 """
 
 from __future__ import annotations
