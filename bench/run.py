@@ -6,7 +6,10 @@
    ``ContextVar.get()`` timed in the same process (``micro``).
 2. Steps per second of each conformance machine against the reference and Werkzeug
    adapters (``throughput``).
-3. How long ``ctxspec run --profile ci`` takes for one adapter (``cirun``).
+3. The suite's cost per step against the raw Flask operation it exercises (``flaskops``).
+4. How long ``ctxspec run --profile ci`` takes for one adapter (``cirun``).
+5. Chat servers under load: the reference's deliveries per second and latency against a
+   ``websockets`` relay, and its memory per connection (``chat``).
 
 Each target is reported PASS, MISS or n/a. The exit status is 0 whatever the figures,
 unless ``--check`` is given: then a MISS exits 1. See bench/README.md.
@@ -31,6 +34,7 @@ from micro import MicroResult, build_cases, measure
 from throughput import MachineRun, run_machines
 
 from conformance.adapter import AdapterError, load_adapter
+from conformance.adapters.chat_servers import chat_packages_missing
 from conformance.runner import BUDGETS, MACHINES
 
 ADAPTERS = ("reference", "werkzeug", "flask")
@@ -61,11 +65,14 @@ class Mode:
     sample_seconds: float  # micro: about how long one sample runs
     budget: str  # machines and ctxspec run: the Hypothesis budget
     machine_repeats: int  # machines: runs of each clause per adapter (the fastest counts)
+    chat: str  # chat: which of chat.py's modes
 
 
 # Many short samples rather than a few long ones: see micro's module docstring.
-QUICK = Mode("quick", rounds=60, sample_seconds=0.001, budget="dev", machine_repeats=1)
-FULL = Mode("full", rounds=200, sample_seconds=0.002, budget="ci", machine_repeats=3)
+QUICK = Mode(
+    "quick", rounds=60, sample_seconds=0.001, budget="dev", machine_repeats=1, chat="quick"
+)
+FULL = Mode("full", rounds=200, sample_seconds=0.002, budget="ci", machine_repeats=3, chat="full")
 
 
 @dataclass
@@ -105,12 +112,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ci_targets = ci_run_targets(ci_runs, mode)
     print_targets(ci_targets)
     targets += ci_targets
+    chat, chat_targets = section_chat(mode)
+    print_targets(chat_targets)
+    targets += chat_targets
 
     counts = {s: sum(t.status == s for t in targets) for s in ("PASS", "MISS", "n/a")}
     say()
     say("targets: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
     if args.json:
-        write_json(args.json, mode, micro, machines, ci_runs, targets)
+        write_json(args.json, mode, micro, machines, ci_runs, chat, targets)
         say(f"figures written to {args.json}")
     return 1 if args.check and counts["MISS"] else 0
 
@@ -324,6 +334,27 @@ def ci_run_targets(runs: list[CiRun], mode: Mode) -> list[Target]:
     return targets
 
 
+# -- 5. chat under load --------------------------------------------------------------------
+def section_chat(mode: Mode) -> tuple[Optional[dict[str, Any]], list[Target]]:
+    """The chat benchmark (``chat.py``), its figures as JSON and its targets."""
+    say()
+    say("5. chat servers under load (each a child process; ratios to the websockets relay)")
+    missing = chat_packages_missing()
+    if missing:
+        say(f"  not run: the chat {missing}")
+        return None, [Target("chat group fan-out", "", None, "n/a", missing)]
+    import chat  # here: it imports websockets, which only the chat extra brings
+
+    try:
+        report = chat.run_chat(chat.QUICK if mode.chat == "quick" else chat.FULL, say)
+    except Exception as error:  # reported, not raised, like a crash of ctxspec run (cirun)
+        why = f"the chat benchmark failed: {type(error).__name__}: {error}"
+        say(f"  {why}")
+        return None, [Target("chat group fan-out", "", None, "n/a", why)]
+    targets = [Target(t.name, t.goal, t.figure, t.status, t.note) for t in report.targets]
+    return report.as_json(), targets
+
+
 # -- targets and figures --------------------------------------------------------------------
 def print_targets(targets: list[Target]) -> None:
     say("  targets:")
@@ -339,6 +370,7 @@ def write_json(
     micro: MicroResult,
     machines: list[MachineRun],
     ci_runs: list[CiRun],
+    chat: Optional[dict[str, Any]],
     targets: list[Target],
 ) -> None:
     yardstick = micro.yardstick.best
@@ -378,6 +410,7 @@ def write_json(
             for run in machines
         ],
         "ctxspec_run": [asdict(run) for run in ci_runs],
+        "chat": chat,
         "targets": [asdict(target) for target in targets],
     }
     with open(path, "w", encoding="utf-8") as out:

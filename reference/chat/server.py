@@ -46,6 +46,9 @@ Message = Union[tuple[str, bytes], None]
 TOO_BIG = ("too_big", b"")
 #: How long a connection the server closed may take to close its side too.
 DRAIN_SECONDS = 2.0
+#: At most this many queued frames leave in one write (a group message queues one
+#: frame in each of many outboxes; a slow reader's outbox holds many).
+WRITE_BATCH = 64
 
 
 class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
@@ -62,6 +65,26 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
     def send_frame(self, message: Any, opcode: int) -> Any:
         with self.send_lock:
             return super().send_frame(message, opcode)
+
+    def send_texts(self, texts: Sequence[str]) -> None:
+        """Text frames, in order, in one write: one system call for all, not one each."""
+        frames = []
+        for text in texts:
+            payload = text.encode("utf-8")
+            frames.append(Header.encode_header(True, self.OPCODE_TEXT, b"", len(payload), 0))
+            frames.append(payload)
+        with self.send_lock:
+            if self.closed:
+                raise WebSocketError("the connection is closed")
+            data = b"".join(frames)
+            try:
+                # send first: gevent's sendall asks the socket its buffer size (a system
+                # call) every time, while most writes fit whole.
+                sent = self.handler.socket.send(data)
+                if sent < len(data):
+                    self.raw_write(data[sent:])
+            except OSError as error:
+                raise WebSocketError("the peer is gone") from error
 
     def close(self, code: Optional[int] = 1000, message: bytes = b"") -> None:
         if self.closed:
@@ -187,31 +210,39 @@ class Outbox:
         self.ended = False  # the router closed it: read no more
         self.writer = gevent.spawn(self.write)
 
-    def put(self, action: Action) -> None:
+    def put(self, action: Action, data: Optional[str] = None) -> None:
+        """Queue ``action``; ``data``, if given, is its frame as JSON already."""
         if self.ended:
             return
         if isinstance(action, Close):
             self.ended = True
             self.queue.put(("close", action.code))
             return
-        data = json.dumps(action.frame)
+        if data is None:
+            data = json.dumps(action.frame)
         self.backlog += len(data)
         self.queue.put(("text", data))
 
     def write(self) -> None:
+        texts: list[str] = []  # queued frames that go out together, in queue order
         while True:
             item = self.queue.get()
-            if item is None:
-                return
-            kind, value = item
+            if item is not None and item[0] == "text":
+                texts.append(item[1])
+                if len(texts) < WRITE_BATCH and self.queue.qsize():
+                    continue  # more are queued already: one write for all of them
             try:
-                if kind == "close":
-                    self.ws.close(value)
+                if texts:
+                    self.ws.send_texts(texts)
+                    self.backlog -= sum(map(len, texts))
+                    texts.clear()
+                if item is None:
                     return
-                self.ws.send_frame(value, self.ws.OPCODE_TEXT)
+                if item[0] == "close":
+                    self.ws.close(item[1])
+                    return
             except WebSocketError:
                 return  # the peer is gone: what is left goes nowhere
-            self.backlog -= len(value)
 
     def finish(self) -> None:
         """Stop writing, once what is queued for a server close has gone."""
@@ -229,10 +260,17 @@ def create_app(router: Optional[Router] = None) -> Flask:
     app = Flask(__name__)
 
     def dispatch(actions: Sequence[Action]) -> None:
+        # A group message is one frame dict in every recipient's Send: encode it once.
+        encoded: dict[int, str] = {}  # id(frame) -> JSON; ``actions`` keeps the frames alive
         for action in actions:
             outbox = action.to if isinstance(action, Send) else action.connection
             assert isinstance(outbox, Outbox)
-            outbox.put(action)
+            data = None
+            if isinstance(action, Send):
+                data = encoded.get(id(action.frame))
+                if data is None:
+                    data = encoded[id(action.frame)] = json.dumps(action.frame)
+            outbox.put(action, data)
             if isinstance(action, Send) and outbox.backlog > MAX_BACKLOG_BYTES:
                 dispatch(router.close(outbox, "backlog"))  # it stopped reading
 
