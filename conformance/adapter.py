@@ -57,6 +57,7 @@ BUILTIN_ADAPTERS: Mapping[str, str] = {
     "flask": "conformance.adapters.flask:FlaskAdapter",
     "threading-local": "conformance.adapters.threading_local:ThreadingLocalAdapter",
     "naive": "conformance.adapters.naive:NaiveAdapter",
+    "seeds-chat": "conformance.adapters.seeds_chat:SeedsChatAdapter",
 }
 
 DEFAULT_ADAPTER = "flask"
