@@ -79,6 +79,10 @@ class SeedsChatAdapter(Adapter):
     name = "seeds-chat"
     capabilities = frozenset({"chat"})
     known_failures = shipped_known_failures(__file__, "seeds-chat")
+    #: The grace period (s) within which a departed user's name must be freed. This server
+    #: never frees one, so every probe of a name waits out the whole period in vain: a
+    #: short one finds the same failure, without a second lost per disconnection.
+    grace = 0.2
 
     def __init__(self) -> None:
         missing = chat_packages_missing()
