@@ -82,7 +82,7 @@ class SeedsChatAdapter(Adapter):
     #: The grace period (s) within which a departed user's name must be freed. This server
     #: never frees one, so every probe of a name waits out the whole period in vain: a
     #: short one finds the same failure, without a second lost per disconnection.
-    grace = 0.2
+    grace = 0.05
 
     def __init__(self) -> None:
         missing = chat_packages_missing()
