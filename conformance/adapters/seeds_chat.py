@@ -81,7 +81,7 @@ class SeedsChatAdapter(Adapter):
     known_failures = shipped_known_failures(__file__, "seeds-chat")
     #: The grace period (s) within which a departed user's name must be freed. This server
     #: never frees one, so every probe of a name waits out the whole period in vain: a
-    #: short one finds the same failure, without a second lost per disconnection.
+    #: short one finds the same failure sooner, and no other clause depends on it.
     grace = 0.05
 
     def __init__(self) -> None:
