@@ -58,6 +58,7 @@ BUILTIN_ADAPTERS: Mapping[str, str] = {
     "flask-sock": "conformance.adapters.chat_servers:FlaskSockAdapter",
     "threading-local": "conformance.adapters.threading_local:ThreadingLocalAdapter",
     "naive": "conformance.adapters.naive:NaiveAdapter",
+    "seeds-chat": "conformance.adapters.seeds_chat:SeedsChatAdapter",
 }
 
 DEFAULT_ADAPTER = "flask"

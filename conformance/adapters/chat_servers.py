@@ -4,9 +4,11 @@ starts (the reference server) on a free loopback port and stops when it exits.""
 from __future__ import annotations
 
 import atexit
+import os
 import socket
 import subprocess
 import sys
+import threading
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -49,6 +51,10 @@ class StartedServer:
         if not line:
             error = self.process.stderr.read() if self.process.stderr else ""
             raise AdapterError(f"the chat server did not start: {error.strip()[-300:]}")
+        # Nobody reads the child's stderr from now on: drain it, or a server that logs
+        # (tracebacks, request lines) blocks for ever once the pipe's 64 KiB are full.
+        drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        drain.start()
         # "ctxspec chat: serving http://127.0.0.1:PORT (...)": the first URL on the line.
         found = next((w for w in line.split() if "://" in w), "")
         self.url = "ws://" + found.split("://", 1)[1].rstrip("/")
@@ -56,14 +62,18 @@ class StartedServer:
 
     def _first_line(self) -> str:
         assert self.process is not None and self.process.stdout is not None
-        import threading
-
         box: list[str] = []
         reader = threading.Thread(target=lambda: box.append(self.process.stdout.readline()))  # type: ignore[union-attr]
         reader.daemon = True
         reader.start()
         reader.join(START_TIMEOUT)  # a bounded wait that declares a hang, never an ordering
         return box[0] if box else ""
+
+    def _drain_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        # Bytes, from the descriptor: output that is not UTF-8 must not end the drain.
+        while os.read(self.process.stderr.fileno(), 65536):  # dropped: the checker reports
+            pass
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
