@@ -195,7 +195,7 @@ def writes_in_sender() -> None:
     reading stops its senders too (a naive fan-out loop)."""
     from reference.chat import server
 
-    def put(self: Any, action: Any) -> None:
+    def put(self: Any, action: Any, data: Any = None) -> None:
         if isinstance(action, server.Close):
             self.ended = True
             self.queue.put(("close", action.code))
@@ -218,7 +218,7 @@ def writes_unlocked() -> None:
 
     from reference.chat import server
 
-    def put(self: Any, action: Any) -> None:
+    def put(self: Any, action: Any, data: Any = None) -> None:
         if isinstance(action, server.Close):
             self.ended = True
             self.queue.put(("close", action.code))
