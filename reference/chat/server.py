@@ -37,6 +37,7 @@ from gevent.pywsgi import WSGIServer
 from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, Stream, WebSocket
+from werkzeug.routing import PathConverter
 
 from .router import MAX_BACKLOG_BYTES, MAX_MESSAGE_BYTES, Action, Close, Router, Send
 
@@ -222,10 +223,20 @@ class Outbox:
         return f"<connection of {self.name!r}>"
 
 
+class SegmentConverter(PathConverter):  # type: ignore[misc,unused-ignore]
+    """The rest of the path, whatever it holds: Werkzeug's ``path`` matches neither a
+    leading slash (``%2F`` is decoded before routing) nor a line break, and a name it does
+    not match would get no bad_name (chat.connect.bad-name)."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False  # it spans slashes
+
+
 def create_app(router: Optional[Router] = None) -> Flask:
     """The chat app: ``/ws/<name>`` for clients, ``/`` for people."""
     router = router or Router()
     app = Flask(__name__)
+    app.url_map.converters["segment"] = SegmentConverter
 
     def dispatch(actions: Sequence[Action]) -> None:
         for action in actions:
@@ -235,7 +246,7 @@ def create_app(router: Optional[Router] = None) -> Flask:
             if isinstance(action, Send) and outbox.backlog > MAX_BACKLOG_BYTES:
                 dispatch(router.close(outbox, "backlog"))  # it stopped reading
 
-    @app.route("/ws/<path:name>", websocket=True)  # websocket=True: Werkzeug 3 needs it
+    @app.route("/ws/<segment:name>", websocket=True)  # websocket=True: Werkzeug 3 needs it
     def chat(name: str) -> str:
         ws = request.environ["wsgi.websocket"]
         outbox = Outbox(ws, name)
