@@ -63,6 +63,7 @@ class ChatClient:
             close_timeout=timeout,
             max_size=None,  # the checker reads whatever a server sends
             compression=None,
+            ping_interval=None,  # no keepalive pings: every wait is bounded anyway
         )
         # Entered as a context (websockets 17.1 deprecates using connect() directly; in
         # earlier releases entering gives the same connection).
