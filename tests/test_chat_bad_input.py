@@ -43,8 +43,6 @@ from hypothesis import strategies as st
 from conformance.chat_client import ChatClient, ChatHung, Closed, Received
 from reference.chat import MAX_MESSAGE_BYTES, valid_name
 
-pytestmark = pytest.mark.slow
-
 EXAMPLES = int(os.environ.get("CTXSPEC_BAD_INPUT_EXAMPLES", "1200"))
 #: A seed explores other examples; without one the run is derandomized (the same in CI).
 SEED = os.environ.get("CTXSPEC_BAD_INPUT_SEED")
@@ -576,6 +574,68 @@ def odd_path(server: Server, name: str, how: str, witness: ChatClient) -> None:
         client.abort()
 
 
+# -- what the run found, pinned (fast: one server, a few frames) -----------------------------------
+@pytest.mark.parametrize("segment", ["%2F", "%2Fann", "a%0Ab", "%0D%0A"])
+def test_a_slash_or_line_break_in_the_name_is_a_bad_name(server: Server, segment: str) -> None:
+    """Werkzeug's ``path`` converter matched neither: the handshake completed, then a
+    close 1000 with no bad_name."""
+    client = ChatClient(server.url, segment, HANG, segment=segment)
+    try:
+        got = read_until(client, lambda _: False, f"chat.connect.bad-name: /ws/{segment}")
+    finally:
+        client.abort()
+    assert got == [{"error": "bad_name"}, Closed(4400)], f"chat.connect.bad-name: {got}"
+
+
+GOOD = b'{"msg": "never routed"}'
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (wire(3, GOOD), 1002),  # the close overtook the bad_request still queued
+        (wire(1, GOOD, mask=False), 1002),  # was routed
+        (wire(9, b"p" * 126), 1002),  # was 1009
+        (wire(1, GOOD, rsv=4) + wire(1, GOOD) * 50, 1002),  # the reset ate the close
+    ],
+    ids=["unknown-opcode", "unmasked", "long-ping", "rsv-then-more"],
+)
+def test_a_protocol_error_closes_1002_after_the_queued_replies(
+    server: Server, frame: bytes, code: int
+) -> None:
+    client = ChatClient(server.url, f"p{next(NUMBERS)}.{TOKEN}", HANG)
+    try:
+        client.send_raw_text(b"")  # its bad_request is queued before the error is read
+        client.ws.socket.sendall(frame)
+        got = read_until(client, lambda _: False, "a protocol error")
+    finally:
+        client.abort()
+    assert len(got) == 2 and matches(BAD, got[0]) and got[1] == Closed(code), show(got)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ((5000).to_bytes(2, "big"), 1002),
+        (b"\x03", 1002),
+        ((1000).to_bytes(2, "big") + b"\xff", 1007),
+    ],
+    ids=["code-5000", "one-byte", "reason-not-utf8"],
+)
+def test_a_bad_close_frame_gets_1002_or_1007(server: Server, body: bytes, code: int) -> None:
+    """5000 was echoed (the client refused it), a one-byte body got 1000, a reason that
+    is not UTF-8 was echoed."""
+    client = ChatClient(server.url, f"c{next(NUMBERS)}.{TOKEN}", HANG)
+    try:
+        client.ws.socket.sendall(wire(8, body))
+        got = read_until(client, lambda _: False, "a bad close frame")
+    finally:
+        client.abort()
+    assert got == [Closed(code)], show(got)
+
+
+# -- the run ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bad_input_never_hurts_the_server_or_others(server: Server) -> None:
     witnesses = [ChatClient(server.url, name, HANG) for name in WITNESSES]
     a, b = witnesses
