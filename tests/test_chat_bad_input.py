@@ -423,10 +423,13 @@ def explain(
     i, at = deepest
     rest = {c: show(got[c][at[c] :]) for c in got}
     if i == len(allowed):
-        clause = "chat.order"
-        for c in got:
-            for frame in got[c][at[c] :]:
-                clause = clause_of_extra(frame, clause)
+        extra = [
+            (c, frame)
+            for c in got
+            for frame in got[c][at[c] :]
+            if not any(matches(t, frame) for t in tails[c])
+        ]
+        clause = clause_of_extra(*extra[0], "chat.order") if extra else "chat.order"
         return f"{clause}: after all that was sent, the clients received more: {rest}"
     want = " or ".join(f"{show(e.frames)} ({e.clause})" for e in allowed[i])
     clauses = sorted({e.clause for e in allowed[i]})
@@ -436,10 +439,13 @@ def explain(
     )
 
 
-def clause_of_extra(frame: Received, default: str) -> str:
-    if isinstance(frame, dict) and "from_user" in frame:
-        return "chat.from-user"
-    return default
+def clause_of_extra(receiver: str, frame: Received, default: str) -> str:
+    """The clause an unexpected frame most likely breaks."""
+    if not isinstance(frame, dict) or "from_user" not in frame:
+        return default
+    if set(frame) == {"from_user", "msg"} and frame["from_user"] == receiver:
+        return "chat.group.deliver"  # a group message back to its sender
+    return "chat.from-user"
 
 
 def show(value: Any) -> str:
