@@ -66,14 +66,17 @@ def ws_url(base: str, name: str) -> str:
 
 
 class ChatClient:
-    def __init__(self, base: str, name: str, timeout: float) -> None:
+    def __init__(self, base: str, name: str, timeout: float, segment: Optional[str] = None) -> None:
+        """``segment``: the path segment exactly as sent, already percent-encoded (by
+        default ``name``, percent-encoded), for clients that test odd paths."""
         from websockets.sync.client import connect
 
         self.name = name
         self.timeout = timeout
         self.closed: Optional[Closed] = None
+        url = ws_url(base, name) if segment is None else f"{base.rstrip('/')}/ws/{segment}"
         opening = connect(
-            ws_url(base, name),
+            url,
             open_timeout=timeout,
             close_timeout=timeout,
             max_size=None,  # the checker reads whatever a server sends

@@ -7,7 +7,10 @@ wrong (each found by running it, see spec/chat.md):
 
 * ``close(code)`` sends no code (clients see 1005): we pack the code ourselves.
 * Its reply to a client's close frame that carries a reason is malformed: we echo the
-  client's code alone.
+  client's code alone (1002 if the code may not be sent, 1007 if the reason is not UTF-8).
+* It accepts frames RFC 6455 calls protocol errors (unmasked; a control frame over 125
+  bytes closes with 1009): we close them with 1002, after what is queued, and skip their
+  payload so that the peer's close reply is still read.
 * It has no message size limit: a frame or message over 65,536 bytes is refused before
   its payload is read (1009).
 * Frames sent from several greenlets at once corrupt the stream, and the reading
@@ -38,17 +41,26 @@ from gevent.pywsgi import WSGIServer
 from geventwebsocket.exceptions import FrameTooLargeException, ProtocolError, WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, Stream, WebSocket
+from werkzeug.routing import PathConverter
 
 from .router import MAX_BACKLOG_BYTES, MAX_MESSAGE_BYTES, Action, Close, Router, Send
 
-#: What ``ChatWebSocket.receive`` returns: a message, "too big", or None once closed.
+#: What ``ChatWebSocket.receive`` returns: a message, "too big", "protocol error", or None
+#: once closed.
 Message = Union[tuple[str, bytes], None]
 TOO_BIG = ("too_big", b"")
+PROTOCOL_ERROR = ("protocol_error", b"")
 #: How long a connection the server closed may take to close its side too.
 DRAIN_SECONDS = 2.0
 #: At most this many queued frames leave in one write (a group message queues one
 #: frame in each of many outboxes; a slow reader's outbox holds many).
 WRITE_BATCH = 64
+
+
+def valid_close_code(code: int) -> bool:
+    """May a close frame carry ``code`` (RFC 6455 7.4, and the IANA registry's 1012-1014)?
+    gevent-websocket's own check lets 1016-1999 and 5000 up through."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
@@ -106,7 +118,7 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
         with gevent.Timeout(seconds, False):
             try:
                 while True:
-                    if self.unread:  # the payload of a frame refused as too big
+                    if self.unread:  # the payload of a frame refused (too big, or bad)
                         chunk = self.raw_read(min(self.unread, 65_536))
                         if not chunk:
                             return
@@ -114,26 +126,51 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
                         continue
                     try:
                         header, _ = self.read_frame()
-                    except FrameTooLargeException:
+                    except (FrameTooLargeException, ProtocolError):
                         continue  # read_frame noted how much of it is left unread
                     if header.opcode == self.OPCODE_CLOSE:
                         return
             except (WebSocketError, ProtocolError, OSError):
                 return  # reset, gone or garbled: nothing more to wait for
 
+    def read_header(self) -> Any:
+        """Header.decode_header, except that it checks nothing: ``read_frame`` does, once
+        the header is read whole, so that after a protocol error ``drain`` can skip the
+        frame and still find the peer's close reply."""
+        data = self.raw_read(2)
+        if len(data) != 2:
+            raise WebSocketError("the connection ended inside a frame header")
+        header = Header(fin=bool(data[0] & 0x80), opcode=data[0] & 0x0F, flags=data[0] & 0x70)
+        size = {126: 2, 127: 8}.get(data[1] & 0x7F, 0)  # bytes of an extended length
+        mask = 4 if data[1] & 0x80 else 0
+        extra = self.raw_read(size + mask)
+        if len(extra) != size + mask:
+            raise WebSocketError("the connection ended inside a frame header")
+        header.length = int.from_bytes(extra[:size], "big") if size else data[1] & 0x7F
+        header.mask = extra[size:]
+        return header
+
     def read_frame(self) -> tuple[Any, bytes]:
-        header = Header.decode_header(self.stream)
-        if header.flags:
-            raise ProtocolError("reserved bits set")
+        header = self.read_header()
         if header.length > MAX_MESSAGE_BYTES:  # before reading a byte of its payload
             self.unread = header.length
             raise FrameTooLargeException(f"a frame of {header.length} bytes")
+        problem = ""
+        if header.flags:
+            problem = "reserved bits set"
+        elif not header.mask:  # RFC 6455 5.1: a server must close on an unmasked frame
+            problem = "an unmasked frame"
+        elif header.opcode > 7 and (not header.fin or header.length > 125):
+            problem = "a control frame fragmented or over 125 bytes"
+        if problem:
+            self.unread = header.length  # skipped by ``drain``
+            raise ProtocolError(problem)
         if not header.length:
             return header, b""
         payload = self.raw_read(header.length)
         if len(payload) != header.length:
             raise WebSocketError("the connection ended inside a frame")
-        return header, header.unmask_payload(payload) if header.mask else payload
+        return header, header.unmask_payload(payload)
 
     def read_message(self) -> Message:
         kind: Optional[str] = None
@@ -166,7 +203,14 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
 
     def handle_close(self, header: Any, payload: bytes) -> None:
         code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1000
-        self.close(code if self._is_valid_close_code(code) else 1002)
+        if len(payload) == 1 or not valid_close_code(code):
+            code = 1002  # RFC 6455 5.5.1: a body starts with a 2-byte code
+        else:
+            try:
+                payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                code = 1007  # the reason must be UTF-8
+        self.close(code)
 
     def receive(self) -> Message:
         if self.closed:
@@ -176,7 +220,7 @@ class ChatWebSocket(WebSocket):  # type: ignore[misc,unused-ignore]
         except FrameTooLargeException:
             return TOO_BIG
         except ProtocolError:
-            self.close(1002)
+            return PROTOCOL_ERROR  # closed by the view, after what is queued (chat.order)
         except OSError:  # the peer is gone (WebSocketError is a socket.error too)
             self.close(None)
         return None
@@ -254,10 +298,20 @@ class Outbox:
         return f"<connection of {self.name!r}>"
 
 
+class SegmentConverter(PathConverter):  # type: ignore[misc,unused-ignore]
+    """The rest of the path, whatever it holds: Werkzeug's ``path`` matches neither a
+    leading slash (``%2F`` is decoded before routing) nor a line break, and a name it does
+    not match would get no bad_name (chat.connect.bad-name)."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False  # it spans slashes
+
+
 def create_app(router: Optional[Router] = None) -> Flask:
     """The chat app: ``/ws/<name>`` for clients, ``/`` for people."""
     router = router or Router()
     app = Flask(__name__)
+    app.url_map.converters["segment"] = SegmentConverter
 
     def dispatch(actions: Sequence[Action]) -> None:
         # A group message is one frame dict in every recipient's Send: encode it once.
@@ -274,7 +328,7 @@ def create_app(router: Optional[Router] = None) -> Flask:
             if isinstance(action, Send) and outbox.backlog > MAX_BACKLOG_BYTES:
                 dispatch(router.close(outbox, "backlog"))  # it stopped reading
 
-    @app.route("/ws/<path:name>", websocket=True)  # websocket=True: Werkzeug 3 needs it
+    @app.route("/ws/<segment:name>", websocket=True)  # websocket=True: Werkzeug 3 needs it
     def chat(name: str) -> str:
         ws = request.environ["wsgi.websocket"]
         outbox = Outbox(ws, name)
@@ -287,6 +341,9 @@ def create_app(router: Optional[Router] = None) -> Flask:
                 kind, payload = message
                 if message == TOO_BIG:
                     dispatch(router.close(outbox, "too_big"))
+                elif message == PROTOCOL_ERROR:  # not WebSocket (RFC 6455): 1002, in turn
+                    router.disconnect(outbox)
+                    outbox.put(Close(outbox, 1002))
                 elif kind == "text":
                     dispatch(router.text(outbox, payload))
                 else:
