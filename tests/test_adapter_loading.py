@@ -197,7 +197,7 @@ def test_load_errors(spec, message):
 def test_unknown_name_lists_entry_points(monkeypatch):
     """The unknown-name error lists the entry-point adapters too."""
     fake_entry_points(monkeypatch, plugin=f"{MODULE}:GoodAdapter")
-    with pytest.raises(AdapterError, match=r"naive, plugin, or module:attr$"):
+    with pytest.raises(AdapterError, match=r"seeds-chat, plugin, or module:attr$"):
         load_adapter("nonsense")
 
 

@@ -425,7 +425,7 @@ class ChatMachine(ConformanceMachine):
                 "chat.backlog",
                 f"{stalled.name!r} received the messages flooding it out of order or with gaps",
             )
-        elif isinstance(end, Closed) and end.code in (1008, None) and refused:
+        elif isinstance(end, Closed) and end.code in (1008, None):
             if queued <= MAX_BACKLOG_BYTES:
                 self.violated(
                     "chat.backlog",
