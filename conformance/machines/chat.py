@@ -14,8 +14,8 @@ sends a message to itself and reads until it comes back. A server routes each
 connection's frames in order and queues all a frame causes before routing the next
 (chat.order), so a client's own message coming back proves that everything meant for it
 earlier has arrived. What it read must be exactly what the router predicted. A client
-that connected in this very step skips its barrier once, so that the next step can send
-to it before it has sent anything (chat.connect.register). No step waits for time to
+that connects gets a message from the observer before it has sent anything, and skips
+its own barrier until then (chat.connect.register). No step waits for time to
 pass; the only clocks are the receive timeout that declares a hang, and the grace period
 within which a departed user's name must be freed.
 
@@ -279,7 +279,13 @@ class ChatMachine(ConformanceMachine):
     def connect(self, name: str) -> None:
         self.step_clause = "chat.connect.register"
         self.connect_as(name)
-        self.barrier(None)
+        newest = self.peers[-1] if self.peers and self.peers[-1].fresh else None
+        observer = next((p for p in self.peers if p.name == self.wire_name(OBSERVER)), None)
+        if newest is not None and observer is not None and newest is not observer:
+            # A message to it before it has sent anything must find it (chat.connect.register).
+            self.send_one("direct", observer, newest)
+        else:
+            self.barrier(None)
 
     def chat(self, message: Message) -> None:
         """One client sends one kind of message (a burst is two in a row)."""
