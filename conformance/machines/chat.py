@@ -308,16 +308,18 @@ class ChatMachine(ConformanceMachine):
                 self.expect(self.router.text(peer, payload), CLAUSE_OF_SEND[what])
             self.barrier(peer)
             return
+        self.expect(self.send_kind(what, peer, recipient, padding), CLAUSE_OF_SEND[what])
+        self.barrier(peer)
+
+    def send_kind(self, what: str, peer: Peer, recipient: Peer, padding: int) -> list[Any]:
+        """``peer`` sends one message of kind ``what``; the router's actions for it."""
         text, binary = self.message(what, peer, recipient, padding)
         if binary is not None:
             peer.client.send_binary(binary)
-            actions = self.router.binary(peer, binary)
-        else:
-            assert text is not None
-            peer.client.send_raw_text(text)
-            actions = self.router.text(peer, text)
-        self.expect(actions, CLAUSE_OF_SEND[what])
-        self.barrier(peer)
+            return self.router.binary(peer, binary)
+        assert text is not None
+        peer.client.send_raw_text(text)
+        return self.router.text(peer, text)
 
     def rush(self, rush: Rush) -> None:
         """Several clients send at once (see ``Rush``), then every client reads until its
@@ -338,15 +340,8 @@ class ChatMachine(ConformanceMachine):
             )
             plan.append((peer, recipient, message.what))
             peer.fresh = False
-            text, binary = self.message(message.what, peer, recipient, BIG_TEXT if rush.big else 0)
-            if binary is not None:
-                peer.client.send_binary(binary)
-                actions = self.router.binary(peer, binary)
-            else:
-                assert text is not None
-                peer.client.send_raw_text(text)
-                actions = self.router.text(peer, text)
-            for action in actions:
+            padding = BIG_TEXT if rush.big else 0
+            for action in self.send_kind(message.what, peer, recipient, padding):
                 assert isinstance(action, Send) and isinstance(action.to, Peer)
                 want[action.to].append(comparable(action.frame))
         got: dict[Peer, list[Received]] = {peer: [] for peer in self.peers}
