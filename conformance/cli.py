@@ -34,6 +34,7 @@ from .profiles import PROFILES, describe
 from .runner import (
     BAD_VERDICTS,
     BUDGETS,
+    DEFAULT_TIMEOUT,
     ClauseResult,
     RunOptions,
     check_clause,
@@ -93,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout",
         type=positive_float,
-        default=120.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help="longest one clause may run before it is declared hung (default: 120)",
+        help="longest one example of a clause may run before the clause is declared hung"
+        f" and errored (default: {DEFAULT_TIMEOUT:g}; a bigger budget runs more examples, each"
+        " under this limit)",
     )
     run.add_argument(
         "--seed",
@@ -126,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="re-run one clause's failure from a report")
     replay.add_argument("report", metavar="REPORT", help="a report written by 'ctxspec run'")
     replay.add_argument("clause", metavar="CLAUSE", help="the clause ID to replay")
-    replay.add_argument("--timeout", type=positive_float, default=120.0, metavar="SECONDS")
+    replay.add_argument(
+        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS"
+    )
 
     commands.add_parser("adapters", help="list the adapters found and their capabilities")
     commands.add_parser("clauses", help="list every clause and where the spec defines it")

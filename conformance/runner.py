@@ -11,12 +11,11 @@ hold for the adapter's version profile), known-failure, unexpected-pass.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import signal
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -85,43 +84,87 @@ class ClauseResult:
     failure: Optional[Failure] = None
 
 
+#: The default time limit of one example, in seconds (``RunOptions.timeout``). Examples take
+#: well under a second on conforming code; a chat example with a flood, a few seconds.
+DEFAULT_TIMEOUT = 60.0
+
+
 @dataclass
 class RunOptions:
     budget: Budget
     seed: int
-    timeout: float
+    timeout: float = DEFAULT_TIMEOUT  # bounds one example, whatever the budget
     known_failures: Mapping[str, KnownFailure] = field(default_factory=dict)
 
 
 class ClauseHung(BaseException):
-    """A clause's run exceeded its time limit."""
+    """An example of a clause's run exceeded the time limit (the harness's alarm).
+
+    A BaseException, so that neither the implementation's ``except Exception`` nor
+    Hypothesis (which treats only ``Exception`` as a test failure) mistakes it for
+    behaviour: it goes straight up to ``check_clause``."""
 
 
-@contextlib.contextmanager
-def watchdog(seconds: float) -> Iterator[None]:
-    """Raise ClauseHung in this thread if the block runs longer than ``seconds``.
+class Watchdog:
+    """Bounds each *example* of a clause's run (one program, its steps and teardown), not
+    the whole search: a bigger budget runs more examples, each under the same limit.
 
-    Uses SIGALRM, which also interrupts a blocked lock or queue; where there is no
+    When an example overruns, the alarm raises ClauseHung in the main thread, wherever it
+    is -- possibly inside the implementation, whose own handlers (Flask's teardown, say)
+    may see it, record it, or turn it into something else. So once the alarm has fired,
+    nothing the run produced afterwards is evidence about the implementation: ``fired``
+    makes the verdict ``errored``, whatever the run raised, and every later example stops
+    at once. Uses SIGALRM, which also interrupts a blocked lock or queue; where there is no
     SIGALRM (or off the main thread) only the actors' own bounded waits apply."""
-    usable = hasattr(signal, "setitimer")
-    if usable:
-        try:
-            previous = signal.signal(signal.SIGALRM, _alarm)
-        except ValueError:  # not the main thread
-            usable = False
-    if not usable:
-        yield
-        return
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._usable = hasattr(signal, "setitimer")
+        self._previous: Any = None
+        self._closed = False
+
+    def arm(self) -> None:
+        """Start the limit for a new example (called as each example begins)."""
+        if self.fired:  # an earlier example overran: stop this search now
+            raise ClauseHung()
+        if self._usable:
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    #: Once fired, the alarm repeats this often until the run is back in the harness: an
+    #: implementation that swallows one (a bare ``except:``) and blocks again is stopped too.
+    REPEAT = 0.5
+
+    def _alarm(self, signum: int, frame: Any) -> None:
+        if self._closed:
+            return
+        self.fired = True
+        signal.setitimer(signal.ITIMER_REAL, self.REPEAT)
+        raise ClauseHung()
+
+    def __enter__(self) -> Watchdog:
+        self._closed = False
+        if self._usable:
+            try:
+                self._previous = signal.signal(signal.SIGALRM, self._alarm)
+            except ValueError:  # not the main thread
+                self._usable = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed = True  # first: an alarm arriving from here on does nothing
+        if self._usable:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
 
 
-def _alarm(signum: int, frame: Any) -> None:
-    raise ClauseHung()
+def time_limit_reason(seconds: float) -> str:
+    """Why a clause overrunning its time limit has no verdict of its own."""
+    return (
+        f"an example ran longer than the time limit ({seconds:g} s, --timeout): the"
+        " implementation hung or is very slow; the harness stopped it, so the clause has no"
+        " verdict (not a failure)"
+    )
 
 
 def clause_seed(seed: int, clause_id: str) -> int:
@@ -169,7 +212,10 @@ def check_clause(
     examples = options.budget.examples * (ACTOR_CLAUSE_EXAMPLES if with_actors else 1)
     hang_timeout = min(10.0, options.timeout)
 
+    guard = Watchdog(options.timeout)
+
     def factory() -> RuleBasedStateMachine:
+        guard.arm()
         return machine(adapter, clause.id, hang_timeout)
 
     factory._hypothesis_internal_use_seed = clause_seed(options.seed, clause.id)  # type: ignore[attr-defined]
@@ -204,14 +250,24 @@ def check_clause(
         return ClauseResult(clause, verdict, time.perf_counter() - started, reason, failure)
 
     try:
-        with with_reporter(report), watchdog(options.timeout):
-            # Typed as taking a class, but any factory of machines will do.
-            run_state_machine_as_test(factory, settings=run_settings)  # type: ignore[arg-type]
+        try:
+            with with_reporter(report), guard:
+                # Typed as taking a class, but any factory of machines will do.
+                run_state_machine_as_test(factory, settings=run_settings)  # type: ignore[arg-type]
+        except BaseException as error:
+            # Once the alarm has fired, what came out of the run is the harness's doing, even
+            # if the implementation caught the alarm and turned it into a "violation" or
+            # Hypothesis into a Flaky: never a verdict about the implementation.
+            if guard.fired and not isinstance(_interruption(error), KeyboardInterrupt):
+                return result("errored", time_limit_reason(options.timeout))
+            raise
+        if guard.fired:  # the alarm was swallowed, and the search went on
+            return result("errored", time_limit_reason(options.timeout))
     except ClauseViolation as violation:
         program, blob = _program(lines, violation)
         return result("failed", failure=Failure(violation.clause, violation.detail, program, blob))
     except ClauseHung:
-        return result("errored", f"the run did not finish within {options.timeout:g} s (hang?)")
+        return result("errored", time_limit_reason(options.timeout))
     except (ActorHung, ChatHung) as hung:
         return result("errored", f"an operation hung: {hung}")
     except Flaky as flaky:
@@ -235,7 +291,7 @@ def check_clause(
         if isinstance(cause, KeyboardInterrupt):
             raise cause from None
         if cause is not None:
-            return result("errored", f"the run did not finish within {options.timeout:g} s (hang?)")
+            return result("errored", time_limit_reason(options.timeout))
         program, blob = _program(lines, error)
         return result(
             "errored",

@@ -315,7 +315,31 @@ def test_hanging_clause_is_errored_and_the_run_goes_on(ctxspec, tmp_path):
     assert "[2/2] stack.push.top" in result.stdout
     verdicts = [(r["clause"], r["verdict"]) for r in json.loads(report.read_text())["results"]]
     assert verdicts == [("local.attr.roundtrip", "errored"), ("stack.push.top", "passed")]
-    assert "did not finish within 2 s" in result.stdout
+    assert "longer than the time limit (2 s, --timeout)" in result.stdout
+
+
+def test_a_swallowed_time_limit_is_errored_never_failed(ctxspec, tmp_path):
+    """An implementation that catches the harness's alarm and goes on (losing a value) gets
+    errored with the time limit's reason: what it did after the alarm is not evidence."""
+    report = tmp_path / "swallowed.json"
+    result = ctxspec(
+        "run",
+        "--adapter",
+        f"{FIXTURE}:AlarmSwallowingAdapter",
+        "--only",
+        "local.attr.roundtrip",
+        "--profile",
+        "dev",
+        "--timeout",
+        "1",
+        "--report",
+        str(report),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    (entry,) = json.loads(report.read_text())["results"]
+    assert entry["verdict"] == "errored", entry
+    assert "longer than the time limit (1 s, --timeout)" in entry["reason"]
+    assert "failure" not in entry or entry["failure"] is None
 
 
 @posix_only

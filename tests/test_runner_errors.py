@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from conformance.adapters.reference import ReferenceAdapter
 from conformance.clauses import BY_ID
-from conformance.runner import BUDGETS, NOT_REPRODUCED, RunOptions, check_clause
+from conformance.runner import (
+    BUDGETS,
+    NOT_REPRODUCED,
+    ClauseHung,
+    RunOptions,
+    Watchdog,
+    check_clause,
+)
+
+posix_only = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM")
 
 OPTIONS = RunOptions(BUDGETS["dev"], seed=0, timeout=30.0)
 
@@ -70,3 +81,46 @@ def test_a_failure_that_does_not_replay_is_still_a_failure():
     assert result.failure is not None
     assert result.failure.clause == "local.attr.missing"
     assert NOT_REPRODUCED in result.failure.message
+
+
+def test_the_time_limit_bounds_each_example_not_the_search(monkeypatch):
+    """The watchdog is armed afresh as every example begins, so a bigger budget (more
+    examples) never runs out of time on examples that are each quick."""
+    armed: list[float] = []
+    arm = Watchdog.arm
+
+    def counting_arm(self):
+        armed.append(self.seconds)
+        arm(self)
+
+    examples: list[object] = []
+
+    def counting(machine):
+        class Counted(machine):  # type: ignore[misc, valid-type]
+            def __init__(self, *args, **kwargs):
+                examples.append(self)
+                super().__init__(*args, **kwargs)
+
+        return Counted
+
+    monkeypatch.setattr(Watchdog, "arm", counting_arm)
+    result = check_clause(
+        ReferenceAdapter(), BY_ID["local.attr.roundtrip"], OPTIONS, instrument=counting
+    )
+    assert result.verdict == "passed"
+    assert len(examples) >= BUDGETS["dev"].examples
+    assert armed == [OPTIONS.timeout] * len(examples)
+
+
+@posix_only
+def test_a_fired_watchdog_stops_every_later_example():
+    """After the alarm has fired, the next example does not start: the search ends at once."""
+    with Watchdog(30.0) as guard:
+        guard.arm()
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 29
+        with pytest.raises(ClauseHung):
+            guard._alarm(signal.SIGALRM, None)
+        assert guard.fired
+        with pytest.raises(ClauseHung):
+            guard.arm()
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
