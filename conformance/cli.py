@@ -31,6 +31,7 @@ from .adapter import (
 )
 from .clauses import BY_ID, CLAUSES, Clause
 from .profiles import PROFILES, describe
+from .program import ProgramError
 from .runner import (
     BAD_VERDICTS,
     BUDGETS,
@@ -40,6 +41,7 @@ from .runner import (
     check_clause,
     hypothesis_version,
     parse_blob,
+    replay_program,
     run_clauses,
 )
 
@@ -369,11 +371,16 @@ def command_replay(args: argparse.Namespace) -> int:
     entry = entries[args.clause]
     adapter = load_adapter(adapter_spec)
     adapter.profile = profile
-    blob = (entry.get("failure") or {}).get("reproduce")
+    failure = entry.get("failure") or {}
+    blob, program = failure.get("reproduce"), failure.get("program")
     reproduce = None
-    if blob and data.get("hypothesis") == hypothesis_version():
+    same_hypothesis = data.get("hypothesis") == hypothesis_version()
+    if blob and same_hypothesis:
         reproduce = parse_blob(blob)
         how = "the exact failing example"
+    elif program and program.startswith("state = "):
+        # Another Hypothesis cannot read the blob, but the printed program needs none.
+        how = "its failing program, run once as printed"
     else:
         how = (
             f"seed {seed} (Hypothesis {hypothesis_version()} differs from the report's)"
@@ -383,9 +390,15 @@ def command_replay(args: argparse.Namespace) -> int:
     print(
         f"replaying {args.clause} ({entry['verdict']} in {path}) against {adapter_spec} with {how}"
     )
-    result = check_clause(
-        adapter, BY_ID[args.clause], RunOptions(budget, seed, args.timeout), reproduce
-    )
+    if reproduce is None and program and program.startswith("state = "):
+        try:
+            result = replay_program(adapter, BY_ID[args.clause], program, args.timeout)
+        except ProgramError as error:
+            raise UsageError(f"report {path}: the program of {args.clause}: {error}") from None
+    else:
+        result = check_clause(
+            adapter, BY_ID[args.clause], RunOptions(budget, seed, args.timeout), reproduce
+        )
     print(f"{args.clause}: {result.verdict} ({result.seconds:.2f} s)")
     if result.reason:
         print(f"  {result.reason}")

@@ -35,6 +35,7 @@ from .machines.lifecycle import LifecycleMachine
 from .machines.local import LocalMachine
 from .machines.proxy import ProxyMachine
 from .machines.stack import StackMachine
+from .program import run_program
 from .scheduler import ActorHung
 from .violation import ClauseViolation
 
@@ -299,6 +300,34 @@ def check_clause(
             Failure(clause.id, f"{type(error).__name__}: {error}", program, blob),
         )
     return result("passed")
+
+
+def replay_program(
+    adapter: Any, clause: Clause, program: str, timeout: float = DEFAULT_TIMEOUT
+) -> ClauseResult:
+    """Run one printed failing program again, once, with no search (conformance/program.py):
+    ``failed`` if it violates ``clause`` again, ``passed`` if it runs to its end without,
+    ``errored`` if it could not be carried out. Raises ProgramError for a text that is not
+    a program of the clause's machine."""
+    guard = Watchdog(timeout)
+    started = time.perf_counter()
+    try:
+        with guard:
+            guard.arm()
+            violation, trouble, _ = run_program(
+                adapter, clause, program, MACHINES[clause.capability], min(10.0, timeout)
+            )
+    except ClauseHung:
+        violation, trouble = None, time_limit_reason(timeout)
+    if guard.fired:
+        violation, trouble = None, time_limit_reason(timeout)
+    seconds = time.perf_counter() - started
+    if trouble is not None:
+        return ClauseResult(clause, "errored", seconds, trouble)
+    if violation is not None:
+        failure = Failure(violation.clause, violation.detail, program.strip(), None)
+        return ClauseResult(clause, "failed", seconds, None, failure)
+    return ClauseResult(clause, "passed", seconds)
 
 
 #: Appended to the message of a violation that did not happen again on replay.
