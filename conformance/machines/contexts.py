@@ -469,11 +469,21 @@ class LaterCopyingContextsMachine(CopyingContextsMachine):
     #: Most copies kept at once.
     KEPT = 3
 
-    @rule(source=any_actor)
-    def copy_and_keep(self, source: Union[str, Actor]) -> None:
-        copied = self.make(self.resolve(source))
+    @rule(source=any_actor, app=apps, end=st.booleans())
+    def copy_and_keep(self, source: Union[str, Actor], app: int, end: bool) -> None:
+        """``source`` copies its request context (pushing one of ``app`` first if it has
+        none), keeps the copy, and with ``end`` pops its latest context right away: one
+        step to a copy whose request has ended, which a search must otherwise stumble on."""
+        origin = self.resolve(source)
+        if origin.name in self.lost:
+            return
+        if self.model.request_frame(origin.name) is None:
+            self.push(origin, "push_request", app)
+        copied = self.make(origin)
         if copied is not None:
             self.kept = [*self.kept, copied][-self.KEPT :]
+            if end:
+                self.pop(origin)
 
     @rule(caller=any_actor, which=st.integers(min_value=0, max_value=KEPT - 1))
     def call_kept(self, caller: Union[str, Actor], which: int) -> None:
