@@ -5,6 +5,11 @@ After every push, pop or write, the actor looks at everything (a *view*: six
 observations) and the model predicts each one. Runs about isolation also make every
 other actor look, right after the change that could leak into them.
 
+The copy machines also make functions with ``copy_current_request_context`` and call them
+in any actor, right away or later: inside, every observation of a view is checked, and so
+are the objects behind ``request``, its ``environ``, ``session`` and ``g``; afterwards the
+caller and the copy's origin look again, since the copy wrote to the session and to ``g``.
+
 Operations of the main actor run inside a ``contextvars.Context`` of this machine's own,
 so nothing an example pushes can leak into the next one, even from a broken adapter.
 """
