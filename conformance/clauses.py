@@ -252,6 +252,10 @@ CONTEXTS = _clauses(
             "A function from copy_current_request_context runs with that request and session",
         ),
         (
+            "contexts.copy.later",
+            "A copied function can be called after its request ended, and more than once",
+        ),
+        (
             "contexts.copy.outside",
             "copy_current_request_context outside a request context raises RuntimeError",
         ),

@@ -79,13 +79,16 @@ class App:
 
 
 class Request:
-    """The parts of a request contexts care about: its path and query arguments."""
+    """The parts of a request contexts care about: its path and query arguments, and the
+    WSGI-style ``environ`` they come from (a copied context shares it, spec:
+    contexts.copy.request)."""
 
     def __init__(self, url: str) -> None:
         path, _, query = url.partition("?")
         self.path = path or "/"
         self.args = dict(parse_qsl(query))
         self.method = "GET"
+        self.environ = {"REQUEST_METHOD": "GET", "PATH_INFO": self.path, "QUERY_STRING": query}
 
 
 class Session(dict):  # type: ignore[type-arg,unused-ignore]
@@ -209,7 +212,9 @@ class RequestContext:
                 brought.pop(exc)
 
     def copy(self) -> RequestContext:
-        """A new context for the same request and session, to push somewhere else."""
+        """A new context for the same request and session objects, to push somewhere else:
+        it finds its app context when pushed, like any request context, so it never carries
+        this one's ``g`` (spec: contexts.copy.request)."""
         return RequestContext(self.app, self.request, self.session)
 
     def __enter__(self) -> RequestContext:

@@ -143,6 +143,114 @@ def copy_makes_new_session(m: types.ModuleType) -> None:
     m.RequestContext.copy = copy
 
 
+def copy_makes_new_request(m: types.ModuleType) -> None:
+    """The copy gets a new request built from the same URL: equal, not the same object."""
+
+    def copy(self: Any) -> Any:
+        query = self.request.environ["QUERY_STRING"]
+        url = self.request.path + (f"?{query}" if query else "")
+        return m.RequestContext(self.app, m.Request(url), self.session)
+
+    m.RequestContext.copy = copy
+
+
+def copy_copies_session_contents(m: types.ModuleType) -> None:
+    """The copy gets a session with the same contents, not the same session."""
+
+    def copy(self: Any) -> Any:
+        return m.RequestContext(self.app, self.request, m.Session(self.session))
+
+    m.RequestContext.copy = copy
+
+
+def _copying(m: types.ModuleType, run: Callable[[Any, Any, Callable[[], Any]], Any]) -> None:
+    """copy_current_request_context whose wrapper calls ``run(copied, app_ctx, call)``:
+    ``copied`` the copy of the active request context, ``app_ctx`` the app context active
+    when it was made, ``call`` the function itself."""
+
+    def copy_current_request_context(f: Any) -> Any:
+        top = m._request_contexts.top
+        if top is None:
+            raise RuntimeError(m.COPY_OUTSIDE_MESSAGE)
+        copied, app_ctx = top.copy(), m._app_contexts.top
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return run(copied, app_ctx, lambda: f(*args, **kwargs))
+
+        return wrapper
+
+    m.copy_current_request_context = copy_current_request_context
+
+
+def copy_carries_g(m: types.ModuleType) -> None:
+    """The copy pushes the app context that was active where it was made: its g travels
+    to other threads and greenlets."""
+
+    def run(copied: Any, app_ctx: Any, call: Callable[[], Any]) -> Any:
+        with app_ctx, copied:
+            return call()
+
+    _copying(m, run)
+
+
+def copy_brings_no_app_context(m: types.ModuleType) -> None:
+    """The copy pushes only the request context: elsewhere there is no app context."""
+
+    def run(copied: Any, app_ctx: Any, call: Callable[[], Any]) -> Any:
+        m._request_contexts.push(copied)
+        try:
+            return call()
+        finally:
+            m._request_contexts.pop()
+
+    _copying(m, run)
+
+
+def copy_always_brings_app_context(m: types.ModuleType) -> None:
+    """The copy pushes a new app context even where one of its app is active."""
+
+    def run(copied: Any, app_ctx: Any, call: Callable[[], Any]) -> Any:
+        with copied.app.app_context(), copied:
+            return call()
+
+    _copying(m, run)
+
+
+def copy_keeps_its_app_context(m: types.ModuleType) -> None:
+    """The app context a call brings is kept for the next calls, with its g."""
+    kept: dict[int, Any] = {}
+
+    def run(copied: Any, app_ctx: Any, call: Callable[[], Any]) -> Any:
+        active = m._app_contexts.top
+        if not m.needs_app_context(active.app if active else None, copied.app):
+            with copied:
+                return call()
+        own = kept.setdefault(id(copied), copied.app.app_context())
+        with own, copied:
+            return call()
+
+    _copying(m, run)
+
+
+def copy_binds_late(m: types.ModuleType) -> None:
+    """The wrapper copies the request context active when it is called, not when made."""
+    original = m.copy_current_request_context
+
+    def copy_current_request_context(f: Any) -> Any:
+        original(f)  # raises outside a request context, as it must
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            top = m._request_contexts.top
+            if top is None:
+                raise RuntimeError(m.COPY_OUTSIDE_MESSAGE)
+            with top.copy():
+                return f(*args, **kwargs)
+
+        return wrapper
+
+    m.copy_current_request_context = copy_current_request_context
+
+
 def copy_outside_is_silent(m: types.ModuleType) -> None:
     original = m.copy_current_request_context
 
@@ -264,6 +372,42 @@ MUTANTS = [
         copy_makes_new_session,
         "contexts.copy.request",
         "contexts.session.request",
+    ),
+    ContextsMutant(
+        "copy-new-request",
+        copy_makes_new_request,
+        "contexts.copy.request",
+        "contexts.request.current",
+    ),
+    ContextsMutant(
+        "copy-session-contents",
+        copy_copies_session_contents,
+        "contexts.copy.request",
+        "contexts.session.request",
+    ),
+    ContextsMutant(
+        "copy-carries-g", copy_carries_g, "contexts.copy.request", "contexts.g.app-context"
+    ),
+    ContextsMutant(
+        "copy-no-app-context",
+        copy_brings_no_app_context,
+        "contexts.copy.request",
+        "contexts.request.implicit-app",
+    ),
+    ContextsMutant(
+        "copy-fresh-app-context",
+        copy_always_brings_app_context,
+        "contexts.copy.request",
+        "contexts.request.implicit-app",
+    ),
+    ContextsMutant(
+        "copy-keeps-app-context",
+        copy_keeps_its_app_context,
+        "contexts.copy.later",
+        "contexts.copy.outside",
+    ),
+    ContextsMutant(
+        "copy-binds-late", copy_binds_late, "contexts.copy.later", "contexts.copy.outside"
     ),
     ContextsMutant(
         "copy-outside-silent",

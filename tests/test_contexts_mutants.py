@@ -106,3 +106,84 @@ def test_flask_g_shared_between_the_greenlets_of_a_thread(flask_adapter, monkeyp
     assert_caught(
         check(flask_adapter, "contexts.isolation.greenlet"), "contexts.isolation.greenlet"
     )
+
+
+# -- real Flask, its copy_current_request_context patched -----------------------------------------
+
+
+def _active_flask_app_context() -> Any:
+    """The active app context, on Flask 2.0 (a LocalStack) and 2.2 and later (a ContextVar)."""
+    import flask.globals
+
+    proxy = getattr(flask.globals, "app_ctx", None)
+    if proxy is not None:
+        return proxy._get_current_object()
+    return flask.globals._app_ctx_stack.top
+
+
+def test_flask_copy_with_a_new_request_from_the_environ(flask_adapter, monkeypatch):
+    """The copy builds its own request from the copied request's environ: same path and
+    arguments, another object."""
+    import flask.ctx
+
+    def copy(self: Any) -> Any:
+        return self.__class__(self.app, environ=self.request.environ, session=self.session)
+
+    monkeypatch.setattr(flask.ctx.RequestContext, "copy", copy)
+    assert_caught(check(flask_adapter, "contexts.copy.request"), "contexts.copy.request")
+
+
+def test_flask_copy_with_the_session_contents_copied(flask_adapter, monkeypatch):
+    """The copy gets a new session holding what the copied one held."""
+    import flask.ctx
+
+    def copy(self: Any) -> Any:
+        session = self.session.__class__(dict(self.session))
+        return self.__class__(
+            self.app, environ=self.request.environ, request=self.request, session=session
+        )
+
+    monkeypatch.setattr(flask.ctx.RequestContext, "copy", copy)
+    assert_caught(check(flask_adapter, "contexts.copy.request"), "contexts.copy.request")
+
+
+def test_flask_copy_that_carries_the_app_context_and_its_g(flask_adapter, monkeypatch):
+    """The copy also pushes the app context active where it was made, so g goes with it to
+    other threads and greenlets."""
+    import flask
+
+    original = flask.copy_current_request_context
+
+    def carrying_g(f: Any) -> Any:
+        copied, app_ctx = original(f), _active_flask_app_context()
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with app_ctx:
+                return copied(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(flask, "copy_current_request_context", carrying_g)
+    assert_caught(check(flask_adapter, "contexts.copy.request"), "contexts.copy.request")
+
+
+def test_flask_copy_that_keeps_its_app_context_between_calls(flask_adapter, monkeypatch):
+    """The app context a call brings is kept for the next call, with what it set on g."""
+    import flask
+
+    original = flask.copy_current_request_context
+
+    def keeping(f: Any) -> Any:
+        app = flask.current_app._get_current_object()
+        copied, kept = original(f), app.app_context()
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if flask.has_app_context() and flask.current_app._get_current_object() is app:
+                return copied(*args, **kwargs)
+            with kept:
+                return copied(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(flask, "copy_current_request_context", keeping)
+    assert_caught(check(flask_adapter, "contexts.copy.later"), "contexts.copy.later")

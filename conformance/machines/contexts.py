@@ -5,6 +5,11 @@ After every push, pop or write, the actor looks at everything (a *view*: six
 observations) and the model predicts each one. Runs about isolation also make every
 other actor look, right after the change that could leak into them.
 
+The copy machines also make functions with ``copy_current_request_context`` and call them
+in any actor, right away or later: inside, every observation of a view is checked, and so
+are the objects behind ``request``, its ``environ``, ``session`` and ``g``; afterwards the
+caller and the copy's origin look again, since the copy wrote to the session and to ``g``.
+
 Operations of the main actor run inside a ``contextvars.Context`` of this machine's own,
 so nothing an example pushes can leak into the next one, even from a broken adapter.
 """
@@ -13,7 +18,8 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 from hypothesis import strategies as st
@@ -21,7 +27,7 @@ from hypothesis.stateful import rule
 
 from reference.contexts import OUTSIDE_MESSAGES
 
-from ..contexts_model import ContextsModel, Frame
+from ..contexts_model import ContextsModel, Frame, RequestFrame
 from ..model import Token, isolation_kind
 from ..outcome import Outcome, Raised, Returned, capture
 from ..scheduler import Actor
@@ -40,6 +46,9 @@ LOOKS = {
     "session": "request",
     "has_request_context": "request",
 }
+#: What a copied function's body also checks: the objects behind the globals, each of which
+#: must be the one copied (for g: the caller's, or a new one; spec: contexts.copy.request).
+COPY_IDENTITIES = ("request_object", "environ", "session_object", "g_object")
 OPS = ("push_app", "push_request", "pop", "write_g", "write_session", "look")
 
 apps = st.integers(min_value=0, max_value=APPS - 1)
@@ -52,11 +61,14 @@ class ContextsMachine(ConformanceMachine):
         "contexts.isolation.greenlet": ("greenlet",),
         "contexts.isolation.thread": ("thread",),
         "contexts.copy.request": ("greenlet", "thread"),
+        "contexts.copy.later": ("greenlet", "thread"),
         "contexts.pop.wrong": ("greenlet", "thread"),
     }
 
     @classmethod
     def for_target(cls, target: str) -> type[ConformanceMachine]:
+        if target == "contexts.copy.later":
+            return LaterCopyingContextsMachine
         if target.startswith("contexts.copy."):
             return CopyingContextsMachine
         if target == "contexts.pop.wrong":
@@ -75,6 +87,9 @@ class ContextsMachine(ConformanceMachine):
         self.lost: set[str] = set()  # actors whose contexts the model no longer knows
         self.path_owner: dict[str, str] = {}
         self.paths: Iterator[int] = itertools.count(1)
+        # The copy machines' own: what each copy's body writes, and the copies kept.
+        self.holders: dict[int, dict[str, Any]] = {}
+        self.kept: list[Any] = []
 
     # -- actors -----------------------------------------------------------------------------
     def on_spawn(self, actor: Actor, parent: Actor) -> None:
@@ -209,8 +224,15 @@ class ContextsMachine(ConformanceMachine):
             "has_request_context": Returned(inside_request),
         }
 
-    def look(self, actor: Actor, cause: str, reason: Optional[str] = None) -> None:
-        """``actor`` looks at everything; each observation must be the model's."""
+    def look(
+        self,
+        actor: Actor,
+        cause: str,
+        reason: Optional[str] = None,
+        blame: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        """``actor`` looks at everything; each observation must be the model's. ``reason``
+        names the clause any mismatch breaks; ``blame`` the clause of some observations."""
         outcome = self.run(actor, self.view)
         if isinstance(outcome, Raised):  # the view itself captures; only a crash lands here
             self.violated("contexts.app.current", f"{actor}: looking {outcome.describe()}")
@@ -219,7 +241,7 @@ class ContextsMachine(ConformanceMachine):
         for what, seen in outcome.value.items():
             problem = self.mismatch(what, expected[what], seen)
             if problem:
-                clause = reason or self.diagnose(actor, what, seen)
+                clause = reason or (blame or {}).get(what) or self.diagnose(actor, what, seen)
                 self.violated(clause, f"{actor}: {what} {problem}{cause}")
 
     def others_look(self, changer: Actor, what: str) -> None:
@@ -289,23 +311,52 @@ class ContextsMachine(ConformanceMachine):
         return owner if owner in self.model.kinds else None  # not from an earlier example
 
 
+@dataclass(eq=False)
+class Copied:
+    """A function made by copy_current_request_context, and what it was copied from: the
+    objects its calls must see again (spec: contexts.copy.request)."""
+
+    origin: str
+    frame: RequestFrame
+    function: Callable[[], dict[str, Outcome]]
+    request: Any
+    session: Any
+    g: Any  # the g of the app context active where it was made
+    calls: int = 0
+
+
 class CopyingContextsMachine(ContextsMachine):
-    """The machine of the copy_current_request_context clauses: it also copies."""
+    """The machine of the copy_current_request_context clauses: it also copies, and calls
+    what it copied in any actor, right away (contexts.copy.request)."""
 
     @rule(source=any_actor, caller=any_actor)
     def copy_and_call(self, source: Union[str, Actor], caller: Union[str, Actor]) -> None:
-        origin, runner = self.resolve(source), self.resolve(caller)
-        if origin.name in self.lost or runner.name in self.lost:
-            return
-        token = Token(runner.name)
+        copied = self.make(self.resolve(source))
+        if copied is not None:
+            self.call(copied, self.resolve(caller))
+
+    def make(self, origin: Actor) -> Optional[Copied]:
+        """``origin`` copies its request context; None if it has none (or cannot)."""
+        if origin.name in self.lost:
+            return None
         api = self.api
+        holder: dict[str, Any] = {}
 
         def body() -> dict[str, Outcome]:
             seen = self.view()
-            api.session[NAME] = token  # the session is shared: its creator must see this
+            seen.update(self.identities())
+            # Both are written, so that the caller and the origin can be asked afterwards
+            # whose session and whose g the copy had.
+            api.session[NAME] = holder["session_token"]
+            setattr(api.g, NAME, holder["g_token"])
             return seen
 
-        made = self.run(origin, lambda: api.copy_current_request_context(body))
+        def make() -> tuple[Any, dict[str, Outcome]]:
+            function = api.copy_current_request_context(body)
+            # What the copy must share: the objects active where it was made.
+            return function, self.identities()
+
+        made = self.run(origin, make)
         frame = self.model.request_frame(origin.name)
         if frame is None:
             # The type, not the message: Flask 2.0's says "This decorator can only be used".
@@ -315,26 +366,134 @@ class CopyingContextsMachine(ContextsMachine):
                     f"{origin}: copy_current_request_context outside a request "
                     f"{made.describe()}, expected RuntimeError",
                 )
-            return
+            return None
         if isinstance(made, Raised):
             self.violated("contexts.copy.request", f"{origin}: copying {made.describe()}")
+            return None
+        function, objects = made.value
+        request, session, g = (
+            _value(objects[what]) for what in ("request_object", "session_object", "g_object")
+        )
+        copied = Copied(origin.name, frame, function, request, session, g)
+        holder["copied"] = copied
+        self.holders[id(copied)] = holder
+        return copied
+
+    def identities(self) -> dict[str, Any]:
+        """The objects behind the globals, where they are bound (run inside the actor)."""
+        api = self.api
+        return {
+            "request_object": capture(lambda: api.request._get_current_object()),
+            "environ": capture(lambda: api.request.environ),
+            "session_object": capture(lambda: api.session._get_current_object()),
+            "g_object": capture(lambda: api.g._get_current_object()),
+        }
+
+    def clause_of_call(self, copied: Copied) -> str:
+        """A first call while the copied context is still pushed is contexts.copy.request's;
+        a call after it was popped, or a call again, is contexts.copy.later's."""
+        frames = self.model.frames.get(copied.origin, [])
+        first_while_pushed = copied.calls == 0 and any(f is copied.frame for f in frames)
+        return "contexts.copy.request" if first_while_pushed else "contexts.copy.later"
+
+    def call(self, copied: Copied, runner: Actor) -> None:
+        if runner.name in self.lost:
             return
-        called = self.run(runner, made.value)
+        clause = self.clause_of_call(copied)
+        holder = self.holders[id(copied)]
+        holder["session_token"] = session_token = Token(runner.name)
+        holder["g_token"] = g_token = Token(runner.name)
+        before = self.run(runner, lambda: self.api.g._get_current_object())
+        called = self.run(runner, copied.function)
+        copied.calls += 1
         # The copy is pushed like any request context, then popped again.
+        frame = copied.frame
+        caller_app = self.model.app_frame(runner.name)
         copy = self.model.push_request(runner.name, frame.app, frame.path, frame.session)
         expected = self.expected_view(runner.name)
+        used_callers = copy.brought is None  # it used the caller's app context and g
         self.model.pop(runner.name)
-        where = f"{runner}, in a function copied from {origin}'s {frame!r}"
+        where = f"{runner}, in a function copied from {copied.origin}'s {frame!r}"
         if isinstance(called, Raised):
-            self.violated("contexts.copy.request", f"{where}: calling it {called.describe()}")
+            self.violated(clause, f"{where}: calling it {called.describe()}")
             return
         for what, seen in called.value.items():
-            problem = self.mismatch(what, expected[what], seen)
+            if what in COPY_IDENTITIES:
+                problem = self.identity_mismatch(what, seen, copied, before, used_callers)
+            else:
+                problem = self.mismatch(what, expected[what], seen)
             if problem:
-                self.violated("contexts.copy.request", f"{where}: {what} {problem}")
-        copy.session[NAME] = token
-        self.look(origin, f" (after {runner} set session.{NAME} in the copy)")
-        self.look(runner, f" (after {runner} called the copy)")
+                self.violated(clause, f"{where}: {what} {problem}")
+        copy.session[NAME] = session_token
+        if used_callers and caller_app is not None:
+            caller_app.g[NAME] = g_token  # otherwise the copy's own g was popped with it
+        # What the copy wrote must have reached the session it shares and the g it used,
+        # and nothing else: the caller and the origin look, blaming the copy for that.
+        blame = {"session": clause, "g": clause}
+        self.look(
+            runner, f" (after {runner} called the copy and set session and g in it)", blame=blame
+        )
+        if copied.origin != runner.name and copied.origin in self.model.frames:
+            origin = next(a for a in self.live if a.name == copied.origin)
+            if origin.name not in self.lost:
+                self.look(origin, f" (after {runner} set session.{NAME} in the copy)", blame=blame)
+
+    def identity_mismatch(
+        self, what: str, seen: Outcome, copied: Copied, before: Outcome, used_callers: bool
+    ) -> str:
+        """How an object seen in the copy differs from the one it must be; empty if not."""
+        if isinstance(seen, Raised):
+            return f"{seen.describe()}, expected the object copied"
+        if what == "g_object":
+            callers = _value(before)
+            if used_callers:
+                ok = seen.value is callers
+                return "" if ok else "is not the caller's g, though the copy used its app context"
+            if seen.value is copied.g or (callers is not None and seen.value is callers):
+                whose = "the copying context's" if seen.value is copied.g else "the caller's"
+                return f"is {whose} g, expected a new one for the copy's own app context"
+            return ""
+        if what == "environ":
+            ok = seen.value is getattr(copied.request, "environ", None)
+            return "" if ok else "is not the copied request's environ"
+        original = copied.request if what == "request_object" else copied.session
+        thing = "request" if what == "request_object" else "session"
+        ok = original is not None and seen.value is original
+        return "" if ok else f"is not the {thing} object copied (a new one with equal contents)"
+
+
+def _value(outcome: Outcome) -> Any:
+    """What an operation returned; None if it raised."""
+    return outcome.value if isinstance(outcome, Returned) else None
+
+
+class LaterCopyingContextsMachine(CopyingContextsMachine):
+    """The machine of contexts.copy.later: copies are kept, and called later (after the
+    copied context was popped, or its actor ended) and again."""
+
+    #: Most copies kept at once.
+    KEPT = 3
+
+    @rule(source=any_actor, app=apps, end=st.booleans())
+    def copy_and_keep(self, source: Union[str, Actor], app: int, end: bool) -> None:
+        """``source`` copies its request context (pushing one of ``app`` first if it has
+        none), keeps the copy, and with ``end`` pops its latest context right away: one
+        step to a copy whose request has ended, which a search must otherwise stumble on."""
+        origin = self.resolve(source)
+        if origin.name in self.lost:
+            return
+        if self.model.request_frame(origin.name) is None:
+            self.push(origin, "push_request", app)
+        copied = self.make(origin)
+        if copied is not None:
+            self.kept = [*self.kept, copied][-self.KEPT :]
+            if end:
+                self.pop(origin)
+
+    @rule(caller=any_actor, which=st.integers(min_value=0, max_value=KEPT - 1))
+    def call_kept(self, caller: Union[str, Actor], which: int) -> None:
+        if self.kept:
+            self.call(self.kept[which % len(self.kept)], self.resolve(caller))
 
 
 class WrongPoppingContextsMachine(ContextsMachine):
@@ -365,4 +524,5 @@ class WrongPoppingContextsMachine(ContextsMachine):
 
 
 named_like(CopyingContextsMachine, ContextsMachine)
+named_like(LaterCopyingContextsMachine, ContextsMachine)
 named_like(WrongPoppingContextsMachine, ContextsMachine)
